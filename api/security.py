@@ -1,0 +1,149 @@
+"""Passwords (passlib) and tokens (PyJWT): pure functions and small value objects, no FastAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from passlib.context import CryptContext
+
+from api.settings import AuthSettings
+
+ACCESS_TYPE = "access"
+
+
+class PasswordHasher:
+    """argon2id for new hashes; bcrypt still verifies and is flagged for re-hashing.
+
+    Hashing costs tens of milliseconds of CPU, so it always runs in a thread.
+    """
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self._context = CryptContext(
+            schemes=["argon2", "bcrypt"],
+            deprecated=["bcrypt"],
+            argon2__type="ID",
+            argon2__memory_cost=settings.argon2_memory_kib,
+            argon2__rounds=settings.argon2_time_cost,
+            argon2__parallelism=1,
+        )
+        self._dummy_hash = self._context.hash(secrets.token_urlsafe(16))
+
+    def hash_sync(self, password: str) -> str:
+        return self._context.hash(password)
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._context.hash, password)
+
+    async def verify(self, password: str, stored: str | None) -> tuple[bool, str | None]:
+        """(ok, new_hash or None). With no stored hash, burn the same time on a dummy."""
+        if stored is None:
+            await asyncio.to_thread(self._context.verify, password, self._dummy_hash)
+            return False, None
+        try:
+            return await asyncio.to_thread(self._context.verify_and_update, password, stored)
+        except (ValueError, TypeError):
+            return False, None
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> bytes:
+    """Opaque secrets (refresh, cookie, ticket) are stored as SHA-256: they are random, so
+    a fast hash is enough, and a database leak does not leak usable tokens."""
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def same_digest(secret: str, stored: bytes) -> bool:
+    return hmac.compare_digest(digest(secret), stored)
+
+
+@dataclass(frozen=True, slots=True)
+class OpaqueToken:
+    """Refresh tokens, cookies and tickets are `<tenant id>.<session uuid>.<secret>`: the
+    prefix finds the row (inside its tenant), the secret proves possession."""
+
+    tenant_id: int
+    session_id: uuid.UUID
+    secret: str
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}.{self.session_id}.{self.secret}"
+
+    @classmethod
+    def new(cls, tenant_id: int, session_id: uuid.UUID) -> OpaqueToken:
+        return cls(tenant_id, session_id, new_secret())
+
+    @classmethod
+    def parse(cls, token: str) -> OpaqueToken | None:
+        parts = token.split(".")
+        if len(parts) != 3 or not parts[2] or len(token) > 200:
+            return None
+        try:
+            return cls(int(parts[0]), uuid.UUID(parts[1]), parts[2])
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+    tenant_id: int
+    role: str
+    session_id: uuid.UUID
+    expires_at: int
+
+
+class TokenError(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason  # "invalid_token" or "expired_token"
+        super().__init__(reason)
+
+
+class TokenCodec:
+    """Access JWTs: HS256 keyed by the secret exactly as given, algorithm pinned."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self._s = settings
+        self._key = settings.jwt_secret
+
+    def issue(self, *, user_id: int, tenant_id: int, role: str, session_id: uuid.UUID,
+              now: float | None = None) -> tuple[str, int]:
+        now = int(now if now is not None else time.time())
+        exp = now + self._s.access_ttl_seconds
+        claims: dict[str, Any] = {
+            "sub": str(user_id), "tid": tenant_id, "role": role, "sid": str(session_id),
+            "iat": now, "exp": exp, "iss": self._s.issuer, "aud": self._s.audience,
+            "typ": ACCESS_TYPE, "jti": secrets.token_urlsafe(8),
+        }
+        return jwt.encode(claims, self._key, algorithm=self._s.algorithm), exp
+
+    def decode(self, token: str) -> AccessClaims:
+        try:
+            claims = jwt.decode(
+                token, self._key, algorithms=[self._s.algorithm],
+                audience=self._s.audience, issuer=self._s.issuer, leeway=self._s.leeway_seconds,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("expired_token") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenError("invalid_token") from exc
+        if claims.get("typ") != ACCESS_TYPE:
+            raise TokenError("invalid_token")
+        try:
+            return AccessClaims(
+                user_id=int(claims["sub"]), tenant_id=int(claims["tid"]), role=str(claims["role"]),
+                session_id=uuid.UUID(str(claims["sid"])), expires_at=int(claims["exp"]),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise TokenError("invalid_token") from exc
