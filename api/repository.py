@@ -85,6 +85,10 @@ class Repository:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
+    async def set_tenant(self, tenant_id: int) -> None:
+        """Stamp the transaction with its tenant (the key of the row-level security policies)."""
+        await self.conn.execute(select(func.set_config("app.tenant_id", str(tenant_id), True)))
+
     # tenants ---------------------------------------------------------------
     async def create_tenant(self, slug: str, name: str) -> int:
         return int(
@@ -391,11 +395,10 @@ class Database:
     @asynccontextmanager
     async def tx(self, tenant_id: int | None = None) -> AsyncIterator[Repository]:
         async with self.engine.begin() as conn:
+            repo = Repository(conn)
             if tenant_id is not None:
-                await conn.execute(
-                    select(func.set_config("app.tenant_id", str(tenant_id), True))
-                )
-            yield Repository(conn)
+                await repo.set_tenant(tenant_id)
+            yield repo
 
     async def ping(self) -> bool:
         try:

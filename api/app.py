@@ -1,0 +1,52 @@
+"""create_app(settings): the ASGI application and its lifespan (database, broker, hub,
+persister)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import CloseCode, CloseReason, install_error_handlers
+from api.redact import install_log_redaction
+from api.routes import auth, ops, rooms, sse, ws
+from api.services import Services
+from api.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    install_log_redaction()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.build(settings)
+        app.state.services = services
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.hub.close_all(CloseCode.RESTART, CloseReason.SHUTDOWN)
+            await services.stop()
+
+    app = FastAPI(title="Switchboard", version="0.1.0", lifespan=lifespan,
+                  description="Authenticated, multi-tenant realtime API.")
+    install_error_handlers(app)
+    for module in (auth, rooms, sse, ws, ops):
+        app.include_router(module.router)
+    return app
+
+
+def server_options(settings: Settings) -> dict[str, object]:
+    """uvicorn options that are part of the contract (frame size -> 1009, heartbeats)."""
+    return {
+        "ws_max_size": settings.ws.max_message_bytes,
+        "ws_ping_interval": settings.ws.ping_interval or None,
+        "ws_ping_timeout": settings.ws.ping_timeout or None,
+        # Compression costs ~90 KiB per socket and CPU per frame; chat frames are small.
+        "ws_per_message_deflate": False,
+        "access_log": settings.server.access_log,
+        "proxy_headers": True,
+        "timeout_graceful_shutdown": 10,
+    }

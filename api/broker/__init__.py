@@ -1,0 +1,27 @@
+"""Message brokers, picked by URL scheme: memory for one process, Redis for many."""
+
+from __future__ import annotations
+
+from api.broker.base import Broker, Handler
+from api.broker.memory import MemoryBroker
+
+
+def create_broker(url: str) -> Broker:
+    if not url or url.startswith("memory"):
+        return MemoryBroker()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from api.broker.redis import RedisBroker
+
+        return RedisBroker(url)
+    raise ValueError(f"unsupported broker URL scheme: {url.split(':', 1)[0]}")
+
+
+def room_channel(tenant_id: int, room_id: int) -> str:
+    return f"t:{tenant_id}:room:{room_id}"
+
+
+def tenant_channel(tenant_id: int) -> str:
+    return f"t:{tenant_id}:all"
+
+
+__all__ = ["Broker", "Handler", "create_broker", "room_channel", "tenant_channel"]

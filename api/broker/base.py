@@ -1,0 +1,43 @@
+"""The broker seam: pub/sub of already-encoded text, plus presence counts.
+
+The hub subscribes per room on its first local member (reference-counted by the hub) and
+per tenant for broadcasts and revocations; payloads are opaque strings to the broker.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+Handler = Callable[[str, str], None]
+
+
+class Broker(ABC):
+    name = "broker"
+
+    @abstractmethod
+    async def start(self, handler: Handler) -> None:
+        """Begin delivering messages of subscribed channels to `handler(channel, payload)`."""
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    @abstractmethod
+    async def subscribe(self, channel: str) -> None: ...
+
+    @abstractmethod
+    async def unsubscribe(self, channel: str) -> None: ...
+
+    @abstractmethod
+    async def publish(self, channel: str, payload: str) -> None: ...
+
+    @abstractmethod
+    async def presence_change(self, key: str, user: str, delta: int) -> tuple[int, int]:
+        """Add `delta` connections of `user` to `key`; return (user's connections, users online)."""
+
+    @abstractmethod
+    async def presence(self, key: str) -> dict[str, int]:
+        """user -> open connections, across every worker."""
+
+    async def ping(self) -> bool:
+        return True

@@ -1,0 +1,240 @@
+"""`switchboard serve | migrate | create-tenant | create-user` (see CONTRACT.md §1)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from api.settings import ConfigError, Settings, get_settings, require_jwt_secret
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_TENANT = "demo"
+DEMO_USERS = (("alice", "admin"), ("bob", "member"))
+
+
+class CliError(Exception):
+    """A clear message for the operator, and exit status 1."""
+
+
+def reload_settings() -> Settings:
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def ensure_database(settings: Settings) -> Settings:
+    """With no DATABASE_URL, start the embedded PostgreSQL and point everything at it
+    (including uvicorn's worker processes, through the environment)."""
+    if settings.database.url:
+        return settings
+    from api.db import start_embedded_postgres
+
+    print(f"No DATABASE_URL: starting embedded PostgreSQL under {settings.server.data_dir}",
+          file=sys.stderr)
+    os.environ["DATABASE_URL"] = start_embedded_postgres(settings.server.data_dir)
+    return reload_settings()
+
+
+def run_migrations(settings: Settings) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = settings.database.url
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+
+
+def with_auth(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `work(auth_service)` against the configured database, then dispose of it."""
+    from api.auth import AuthService
+    from api.db import create_engine
+    from api.repository import Database
+
+    async def main() -> Any:
+        db = Database(create_engine(settings, pool_size=2, max_overflow=0))
+
+        async def no_sockets_here(tenant_id: int, payload: str) -> None:
+            return None
+
+        try:
+            return await work(AuthService(db, settings, no_sockets_here))
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+# commands -------------------------------------------------------------------
+def cmd_migrate(args: argparse.Namespace) -> None:
+    settings = ensure_database(get_settings())
+    run_migrations(settings)
+    print("migrations applied")
+
+
+def cmd_create_tenant(args: argparse.Namespace) -> None:
+    from api.errors import Conflict
+    from api.schemas import SLUG_PATTERN
+
+    if not re.fullmatch(SLUG_PATTERN, args.slug):
+        raise CliError(f"invalid tenant slug {args.slug!r}: use lowercase letters, digits, '-'")
+    settings = ensure_database(get_settings())
+    try:
+        with_auth(settings, lambda auth: auth.create_tenant(args.slug, args.name or args.slug))
+    except Conflict as exc:
+        raise CliError(exc.detail) from exc
+    print(args.slug)
+
+
+def read_new_password(from_stdin: bool) -> tuple[str, bool]:
+    """(password, generated)."""
+    from api.schemas import check_new_password
+
+    if not from_stdin:
+        return secrets.token_urlsafe(18), True
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        return check_new_password(password), False
+    except ValueError as exc:
+        raise CliError(f"weak or invalid password: {exc}") from exc
+
+
+def cmd_create_user(args: argparse.Namespace) -> None:
+    from api.errors import Conflict
+    from api.schemas import USERNAME_PATTERN
+
+    if not re.fullmatch(USERNAME_PATTERN, args.username):
+        raise CliError(f"invalid username {args.username!r}")
+    password, generated = read_new_password(args.password_stdin)
+    settings = ensure_database(get_settings())
+
+    async def work(auth: Any) -> None:
+        tenant_id = await auth.tenant_id(args.tenant)
+        if tenant_id is None:
+            raise CliError(f"unknown tenant {args.tenant!r}")
+        await auth.create_user(tenant_id, args.username, password,
+                               "admin" if args.admin else "member")
+
+    try:
+        with_auth(settings, work)
+    except Conflict as exc:
+        raise CliError(exc.detail) from exc
+    print(f"created user {args.username} in {args.tenant}"
+          + (f"\npassword: {password}" if generated else ""))
+
+
+def ensure_demo(settings: Settings) -> dict[str, str]:
+    """Tenant `demo` with alice (admin) and bob (member); passwords kept in data_dir so a
+    restart can print them again."""
+    creds_file = settings.server.data_dir / "demo-credentials.json"
+    known: dict[str, str] = json.loads(creds_file.read_text()) if creds_file.exists() else {}
+
+    async def work(auth: Any) -> dict[str, str]:
+        from api.errors import Conflict
+
+        tenant_id = await auth.tenant_id(DEMO_TENANT)
+        if tenant_id is None:
+            tenant_id = await auth.create_tenant(DEMO_TENANT, "Demo")
+        out = {}
+        for username, role in DEMO_USERS:
+            password = known.get(username) or secrets.token_urlsafe(9)
+            try:
+                await auth.create_user(tenant_id, username, password, role)
+            except Conflict:
+                if username not in known:
+                    password = "(set before; see demo-credentials.json or reset it)"
+            out[username] = password
+        return out
+
+    creds: dict[str, str] = with_auth(settings, work)
+    creds_file.parent.mkdir(parents=True, exist_ok=True)
+    creds_file.write_text(json.dumps({k: v for k, v in creds.items() if " " not in v}))
+    creds_file.chmod(0o600)
+    return creds
+
+
+def demo_secret(settings: Settings) -> str:
+    path = settings.server.data_dir / "demo-jwt-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from api.app import server_options
+
+    settings = get_settings()
+    if args.demo and not settings.auth.jwt_secret:
+        os.environ["SWITCHBOARD_JWT_SECRET"] = demo_secret(settings)
+        settings = reload_settings()
+    require_jwt_secret(settings)
+    workers = args.workers or 1
+    if workers > 1 and not settings.broker.url:
+        raise CliError(f"--workers {workers} needs a shared broker: set REDIS_URL "
+                       "(e.g. redis://127.0.0.1:6379/0). Without it, run one worker.")
+    settings = ensure_database(settings)
+    run_migrations(settings)
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    if args.demo:
+        creds = ensure_demo(settings)
+        print(f"\nSwitchboard demo: http://{host}:{port}/  (tenant: {DEMO_TENANT})")
+        for username, role in DEMO_USERS:
+            print(f"  {username:<6} {role:<7} password: {creds[username]}")
+        print(flush=True)
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info", **server_options(settings))  # type: ignore[arg-type]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (uvicorn)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--demo", action="store_true",
+                       help="create tenant demo with alice (admin) and bob (member)")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="alembic upgrade head").set_defaults(func=cmd_migrate)
+
+    tenant = sub.add_parser("create-tenant", help="create a tenant")
+    tenant.add_argument("slug")
+    tenant.add_argument("--name")
+    tenant.set_defaults(func=cmd_create_tenant)
+
+    user = sub.add_parser("create-user", help="create a user")
+    user.add_argument("--tenant", required=True)
+    user.add_argument("username")
+    user.add_argument("--admin", action="store_true")
+    user.add_argument("--password-stdin", action="store_true")
+    user.set_defaults(func=cmd_create_user)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (CliError, ConfigError) as exc:
+        print(f"switchboard: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""This process's subscribers and rooms. The hub never touches the database: it is handed
+a HistoryLoader for the two reads it needs (a room's last seq, and a range of frames).
+
+Delivery path: the broker hands over an encoded frame; the room's fan-out checks it is the
+next seq (holding and repairing gaps), then puts the same string on every member's bounded
+queue. A member whose queue is full is closed with 1013; nobody waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from api import events, metrics
+from api.broker import Broker, room_channel, tenant_channel
+from api.errors import CloseCode, LimitExceeded
+from api.schemas import encode
+
+log = logging.getLogger("switchboard.hub")
+
+Frames = list[tuple[int, str]]
+
+
+class HistoryLoader(Protocol):
+    async def last_seq(self, tenant_id: int, room_id: int) -> int: ...
+
+    async def frames_between(self, tenant_id: int, room_id: int, room_name: str,
+                             after: int, upto: int, limit: int) -> Frames: ...
+
+
+class Subscriber(Protocol):
+    """A WebSocket connection or an SSE stream."""
+
+    tenant_id: int
+    user_id: int
+    username: str
+    session_id: uuid.UUID
+    counts_for_presence: bool
+
+    def push(self, seq: int, text: str) -> None: ...
+
+    async def push_wait(self, seq: int, text: str) -> None: ...
+
+    def close_soon(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(eq=False, slots=True)
+class RoomFanout:
+    tenant_id: int
+    room_id: int
+    name: str
+    channel: str
+    # member -> None when live, or the frames buffered while its join replays history
+    members: dict[Subscriber, Frames | None] = field(default_factory=dict)
+    delivered: int = -1
+    held: dict[int, str] = field(default_factory=dict)
+    early: list[str] | None = field(default_factory=list)  # events before init finished
+    ready: asyncio.Future[None] | None = None
+    gap_task: asyncio.Task[None] | None = None
+
+
+class Hub:
+    def __init__(self, broker: Broker, loader: HistoryLoader, *, gap_wait: float = 0.15,
+                 replay_page: int = 500, sockets_per_user: int = 20) -> None:
+        self.broker = broker
+        self.loader = loader
+        self.gap_wait = gap_wait
+        self.replay_page = replay_page
+        self.sockets_per_user = sockets_per_user
+        self.rooms: dict[str, RoomFanout] = {}          # by channel
+        self.tenants: dict[int, set[Subscriber]] = {}   # every subscriber of a tenant
+        self.users: dict[tuple[int, int], set[Subscriber]] = {}
+        self._sub_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        await self.broker.start(self.on_broker_message)
+
+    # subscribers -------------------------------------------------------------
+    async def register(self, sub: Subscriber) -> None:
+        """Count the subscriber in its tenant (broadcasts, revocations) and its user."""
+        user_key = (sub.tenant_id, sub.user_id)
+        mine = self.users.setdefault(user_key, set())
+        if sub.counts_for_presence and sum(
+            1 for s in mine if s.counts_for_presence
+        ) >= self.sockets_per_user:
+            raise LimitExceeded("too many open sockets for this user")
+        mine.add(sub)
+        members = self.tenants.get(sub.tenant_id)
+        if members is None:
+            members = self.tenants[sub.tenant_id] = set()
+            await self._subscribe(tenant_channel(sub.tenant_id))
+        members.add(sub)
+
+    async def unregister(self, sub: Subscriber) -> None:
+        for fan in [f for f in self.rooms.values() if sub in f.members]:
+            await self.leave(sub, fan)
+        user_key = (sub.tenant_id, sub.user_id)
+        mine = self.users.get(user_key)
+        if mine is not None:
+            mine.discard(sub)
+            if not mine:
+                del self.users[user_key]
+        members = self.tenants.get(sub.tenant_id)
+        if members is not None:
+            members.discard(sub)
+            if not members:
+                del self.tenants[sub.tenant_id]
+                await self._unsubscribe_if_unused(tenant_channel(sub.tenant_id))
+
+    # rooms ---------------------------------------------------------------------
+    async def join(self, sub: Subscriber, tenant_id: int, room_id: int, name: str,
+                   since: int | None, joined_frame: Callable[[int, int], str]) -> RoomFanout:
+        """Join, queue `joined`, replay (since, joined seq] from Postgres, then go live.
+
+        The member is added in buffering mode first, so live frames that arrive during the
+        replay wait behind it: no gap and no duplicate at the handoff.
+        """
+        fan = await self._fanout(tenant_id, room_id, name)
+        if sub in fan.members:
+            sub.push(0, joined_frame(fan.delivered, await self._online(fan)))
+            return fan
+        start = fan.delivered
+        fan.members[sub] = []
+        online = await self._presence(fan, sub, +1)
+        sub.push(0, joined_frame(start, online))
+        try:
+            after = since if since is not None else start
+            while after < start:
+                frames = await self.loader.frames_between(
+                    tenant_id, room_id, name, after, start, self.replay_page)
+                if not frames:
+                    break
+                for seq, text in frames:
+                    await sub.push_wait(seq, text)
+                after = frames[-1][0]
+        finally:
+            pending = fan.members.get(sub)
+            if pending is not None:
+                fan.members[sub] = None
+                for seq, text in pending:
+                    sub.push(seq, text)
+        return fan
+
+    async def leave(self, sub: Subscriber, fan: RoomFanout) -> None:
+        if sub not in fan.members:
+            return
+        del fan.members[sub]
+        if not fan.members and self.rooms.get(fan.channel) is fan:
+            del self.rooms[fan.channel]
+            if fan.gap_task:
+                fan.gap_task.cancel()
+            await self._unsubscribe_if_unused(fan.channel)
+        with contextlib.suppress(Exception):
+            await self._presence(fan, sub, -1)
+
+    def fanout(self, tenant_id: int, room_id: int) -> RoomFanout | None:
+        return self.rooms.get(room_channel(tenant_id, room_id))
+
+    async def _fanout(self, tenant_id: int, room_id: int, name: str) -> RoomFanout:
+        channel = room_channel(tenant_id, room_id)
+        fan = self.rooms.get(channel)
+        if fan is None:
+            fan = RoomFanout(tenant_id, room_id, name, channel)
+            self.rooms[channel] = fan
+            fan.ready = asyncio.ensure_future(self._init_fanout(fan))
+        assert fan.ready is not None
+        await asyncio.shield(fan.ready)
+        return fan
+
+    async def _init_fanout(self, fan: RoomFanout) -> None:
+        """Subscribe first, then read the room's last seq: anything published in between
+        is either <= that seq (dropped as already stored) or after it (delivered)."""
+        try:
+            await self._subscribe(fan.channel)
+            fan.delivered = await self.loader.last_seq(fan.tenant_id, fan.room_id)
+        except BaseException:
+            if self.rooms.get(fan.channel) is fan:
+                del self.rooms[fan.channel]
+            await self._unsubscribe_if_unused(fan.channel)
+            raise
+        early, fan.early = fan.early or [], None
+        for payload in early:
+            self._on_room_event(fan, payload)
+
+    async def _presence(self, fan: RoomFanout, sub: Subscriber, delta: int) -> int:
+        if not sub.counts_for_presence:
+            return await self._online(fan)
+        mine, online = await self.broker.presence_change(fan.channel, sub.username, delta)
+        if (delta > 0 and mine == 1) or (delta < 0 and mine == 0):
+            frame = encode({"type": "presence", "room": fan.name, "user": sub.username,
+                            "event": "join" if delta > 0 else "leave", "online": online})
+            await self.broker.publish(fan.channel, events.simple_event(events.PRESENCE, frame))
+        return online
+
+    async def _online(self, fan: RoomFanout) -> int:
+        return len(await self.broker.presence(fan.channel))
+
+    # broker -> sockets -----------------------------------------------------------
+    def on_broker_message(self, channel: str, payload: str) -> None:
+        fan = self.rooms.get(channel)
+        if fan is not None:
+            if fan.early is not None:
+                fan.early.append(payload)
+            else:
+                self._on_room_event(fan, payload)
+            return
+        if channel.endswith(":all"):
+            self._on_tenant_event(int(channel.split(":")[1]), payload)
+
+    def _on_room_event(self, fan: RoomFanout, payload: str) -> None:
+        event = events.decode(payload)
+        if event.kind != events.MESSAGE:
+            self._deliver(fan, 0, event.text)
+            return
+        seq = event.seq
+        if seq <= fan.delivered or seq in fan.held:
+            return
+        if seq != fan.delivered + 1:
+            fan.held[seq] = event.text
+            if fan.gap_task is None:
+                fan.gap_task = self._spawn(self._repair_gap(fan))
+            return
+        self._deliver(fan, seq, event.text)
+        fan.delivered = seq
+        while fan.delivered + 1 in fan.held:
+            nxt = fan.delivered + 1
+            self._deliver(fan, nxt, fan.held.pop(nxt))
+            fan.delivered = nxt
+
+    def _deliver(self, fan: RoomFanout, seq: int, text: str) -> None:
+        for sub, pending in fan.members.items():
+            if pending is None:
+                sub.push(seq, text)
+            else:
+                pending.append((seq, text))
+        metrics.MESSAGES_OUT.inc(len(fan.members))
+
+    async def _repair_gap(self, fan: RoomFanout) -> None:
+        """A seq jumped: the missing message is probably still in flight from another
+        worker. Wait briefly, then read whatever is still missing from Postgres."""
+        try:
+            while fan.held:
+                await asyncio.sleep(self.gap_wait)
+                if not fan.held:
+                    break
+                upto = min(fan.held) - 1
+                frames = await self.loader.frames_between(
+                    fan.tenant_id, fan.room_id, fan.name, fan.delivered, upto,
+                    upto - fan.delivered)
+                metrics.GAP_FILLS.inc(len(frames))
+                for seq, text in frames:
+                    self._on_room_event(fan, events.message_event(seq, text))
+        except Exception:
+            log.exception("gap repair failed for %s", fan.channel)
+        finally:
+            fan.gap_task = None
+
+    def _on_tenant_event(self, tenant_id: int, payload: str) -> None:
+        subs = self.tenants.get(tenant_id)
+        if not subs:
+            return
+        event = events.decode(payload)
+        if event.kind == events.BROADCAST:
+            for sub in subs:
+                sub.push(0, event.text)
+            metrics.MESSAGES_OUT.inc(len(subs))
+        elif event.kind == events.REVOKE_SESSION:
+            for sub in [s for s in subs if str(s.session_id) == event.text]:
+                sub.close_soon(CloseCode.POLICY, "revoked")
+        elif event.kind == events.REVOKE_USER:
+            for sub in [s for s in subs if str(s.user_id) == event.text]:
+                sub.close_soon(CloseCode.POLICY, "revoked")
+
+    def tenant_subscriber_count(self, tenant_id: int) -> int:
+        return len(self.tenants.get(tenant_id, ()))
+
+    # subscriptions ------------------------------------------------------------------
+    async def _subscribe(self, channel: str) -> None:
+        async with self._sub_lock:
+            await self.broker.subscribe(channel)
+
+    async def _unsubscribe_if_unused(self, channel: str) -> None:
+        async with self._sub_lock:
+            in_use = channel in self.rooms or (
+                channel.endswith(":all") and int(channel.split(":")[1]) in self.tenants)
+            if not in_use:
+                await self.broker.unsubscribe(channel)
+
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close_all(self, code: int, reason: str) -> None:
+        for subs in list(self.tenants.values()):
+            for sub in list(subs):
+                sub.close_soon(code, reason)
+        for task in list(self._tasks):
+            task.cancel()

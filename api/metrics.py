@@ -1,0 +1,22 @@
+"""Prometheus collectors, module-level so every part of the process counts into one registry."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONNECTIONS = Gauge("switchboard_connections", "Open authenticated WebSocket connections")
+MESSAGES_IN = Counter("switchboard_messages_in_total", "Messages accepted and stored")
+MESSAGES_OUT = Counter("switchboard_messages_out_total", "Frames queued to subscribers")
+PERSIST_LATENCY = Histogram(
+    "switchboard_persist_seconds", "Time to commit one persister batch",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+PERSIST_BATCH = Histogram(
+    "switchboard_persist_batch_size", "Messages per committed batch",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+SLOW_CONSUMERS = Counter(
+    "switchboard_slow_consumers_total", "Connections closed with 1013 because their queue overflowed"
+)
+GAP_FILLS = Counter("switchboard_gap_fills_total", "Out-of-order seqs repaired from Postgres")
+BROKER_RECONNECTS = Counter("switchboard_broker_reconnects_total", "Broker reconnections")

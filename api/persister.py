@@ -1,0 +1,197 @@
+"""Batched, ordered writes of messages to Postgres (group commit).
+
+Whatever is queued while a commit is in flight goes into the next transaction together,
+so a busy server pays one commit for many messages. In each transaction: look up retried
+client_msg_ids, reserve each room's seqs with one row-locked UPDATE per room, insert the rows,
+commit. Only then are the senders answered and the messages published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from api import metrics
+from api.errors import Unavailable
+from api.repository import Database, MessageRow, Repository
+from api.schemas import message_frame
+
+log = logging.getLogger("switchboard.persister")
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    tenant_id: int
+    room_id: int
+    message: MessageRow
+    frame: str  # the `message` frame, encoded once for every recipient
+
+
+@dataclass(slots=True)
+class Draft:
+    tenant_id: int
+    room_id: int
+    room: str
+    sender_id: int | None
+    sender: str
+    body: str
+    kind: str
+    client_msg_id: str | None
+    future: asyncio.Future[tuple[Stored, bool]] = field(repr=False)
+
+    @property
+    def idempotency_key(self) -> tuple[int, str] | None:
+        if self.client_msg_id is None or self.sender_id is None:
+            return None
+        return (self.sender_id, self.client_msg_id)
+
+
+Publish = Callable[[Stored], Awaitable[None]]
+
+
+class Persister:
+    def __init__(self, db: Database, publish: Publish, *, batch_max: int = 500,
+                 batch_wait: float = 0.0) -> None:
+        self.db = db
+        self._publish = publish
+        self.batch_max = batch_max
+        self.batch_wait = batch_wait
+        self._queue: asyncio.Queue[Draft] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="persister")
+
+    async def stop(self) -> None:
+        """Flush what is queued, then stop."""
+        while not self._queue.empty():
+            await self._write(self._drain([]))
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def submit(self, *, tenant_id: int, room_id: int, room: str, sender_id: int | None,
+                     sender: str, body: str, kind: str = "user",
+                     client_msg_id: str | None = None) -> tuple[Stored, bool]:
+        """Store one message; returns (stored, created). created is False for a retry of a
+        client_msg_id already stored, which returns the original."""
+        future: asyncio.Future[tuple[Stored, bool]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(Draft(tenant_id, room_id, room, sender_id, sender, body, kind,
+                                     client_msg_id, future))
+        return await future
+
+    def _drain(self, batch: list[Draft]) -> list[Draft]:
+        while len(batch) < self.batch_max and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            if self.batch_wait > 0 and self._queue.qsize() < self.batch_max:
+                await asyncio.sleep(self.batch_wait)
+            await self._write(self._drain(batch))
+
+    async def _write(self, batch: list[Draft]) -> None:
+        started = time.perf_counter()
+        results: dict[int, tuple[Stored, bool]] = {}
+        for attempt in range(3):
+            try:
+                results = await self._transaction(batch)
+                break
+            except IntegrityError:
+                # Another worker stored the same client_msg_id concurrently: the rollback
+                # undid our seq reservation, and the next attempt finds the stored row.
+                if attempt == 2:
+                    log.exception("persister batch kept conflicting")
+                    self._fail(batch, Unavailable("could not store the message; retry"))
+                    return
+            except Exception as exc:
+                log.warning("persister batch of %d failed: %s", len(batch), exc)
+                self._fail(batch, Unavailable("the database is unavailable; retry"))
+                return
+        metrics.PERSIST_LATENCY.observe(time.perf_counter() - started)
+        metrics.PERSIST_BATCH.observe(len(batch))
+        created = []
+        for draft in batch:
+            result = results[id(draft)]
+            if not draft.future.done():
+                draft.future.set_result(result)
+            if result[1]:
+                created.append(result[0])
+        metrics.MESSAGES_IN.inc(len(created))
+        for stored in created:  # commit order == seq order within each room
+            try:
+                await self._publish(stored)
+            except Exception as exc:  # stored is stored: clients recover it with `since`
+                log.warning("publish of %s/%d failed: %s", stored.message.room,
+                            stored.message.seq, exc)
+
+    @staticmethod
+    def _fail(batch: list[Draft], exc: Exception) -> None:
+        for draft in batch:
+            if not draft.future.done():
+                draft.future.set_exception(exc)
+
+    async def _transaction(self, batch: list[Draft]) -> dict[int, tuple[Stored, bool]]:
+        by_tenant: defaultdict[int, list[Draft]] = defaultdict(list)
+        for draft in batch:
+            by_tenant[draft.tenant_id].append(draft)
+        results: dict[int, tuple[Stored, bool]] = {}
+        now = datetime.now(UTC)
+        async with self.db.tx() as repo:
+            for tenant_id, drafts in by_tenant.items():
+                await repo.set_tenant(tenant_id)
+                results.update(await self._store_tenant(repo, tenant_id, drafts, now))
+        return results
+
+    async def _store_tenant(self, repo: Repository, tenant_id: int, drafts: list[Draft],
+                            now: datetime) -> dict[int, tuple[Stored, bool]]:
+        results: dict[int, tuple[Stored, bool]] = {}
+        keys = [k for d in drafts if (k := d.idempotency_key) is not None]
+        existing = await repo.messages_by_client_ids(tenant_id, keys)
+        fresh: list[Draft] = []
+        first_with_key: dict[tuple[int, str], Draft] = {}
+        repeats: list[tuple[Draft, Draft]] = []
+        for draft in drafts:
+            key = draft.idempotency_key
+            if key is not None and key in existing:
+                room_name, row = existing[key]
+                message = MessageRow(room_name, row.seq, row.sender, row.body, row.created_at,
+                                     row.kind, row.client_msg_id)
+                results[id(draft)] = (Stored(tenant_id, row.room_id, message,
+                                             message_frame(message)), False)
+            elif key is not None and key in first_with_key:
+                repeats.append((draft, first_with_key[key]))
+            else:
+                fresh.append(draft)
+                if key is not None:
+                    first_with_key[key] = draft
+        if fresh:
+            next_seq = await repo.reserve_seqs(tenant_id, Counter(d.room_id for d in fresh))
+            rows: list[dict[str, Any]] = []
+            for draft in fresh:
+                seq = next_seq[draft.room_id]
+                next_seq[draft.room_id] = seq + 1
+                message = MessageRow(draft.room, seq, draft.sender, draft.body, now, draft.kind,
+                                     draft.client_msg_id)
+                results[id(draft)] = (Stored(tenant_id, draft.room_id, message,
+                                             message_frame(message)), True)
+                rows.append({"tenant_id": tenant_id, "room_id": draft.room_id, "seq": seq,
+                             "sender_id": draft.sender_id, "sender": draft.sender,
+                             "body": draft.body, "kind": draft.kind,
+                             "client_msg_id": draft.client_msg_id, "created_at": now})
+            await repo.insert_messages(rows)
+        for draft, original in repeats:
+            results[id(draft)] = (results[id(original)][0], False)
+        return results

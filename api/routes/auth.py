@@ -1,0 +1,55 @@
+"""`/auth/*`: login, refresh, logout, me, ws-ticket."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from api.auth import SESSION_COOKIE, AuthService, CurrentPrincipal, Issued, get_auth
+from api.schemas import LoginIn, MeOut, RefreshIn, TicketOut, TokenPair
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+Auth = Annotated[AuthService, Depends(get_auth)]
+
+
+def _pair(issued: Issued, response: Response, auth: AuthService) -> TokenPair:
+    if issued.cookie is not None:
+        response.set_cookie(
+            SESSION_COOKIE, issued.cookie, max_age=auth.settings.auth.refresh_ttl_seconds,
+            httponly=True, samesite="lax", path="/", secure=auth.settings.http.secure_cookies)
+    response.headers["Cache-Control"] = "no-store"
+    return TokenPair(access_token=issued.access_token, expires_in=issued.expires_in,
+                     refresh_token=issued.refresh_token)
+
+
+@router.post("/login", response_model=TokenPair)
+async def login(body: LoginIn, request: Request, response: Response, auth: Auth) -> TokenPair:
+    address = request.client.host if request.client else "unknown"
+    issued = await auth.login(body.tenant, body.username, body.password, address)
+    return _pair(issued, response, auth)
+
+
+@router.post("/refresh", response_model=TokenPair)
+async def refresh(body: RefreshIn, response: Response, auth: Auth) -> TokenPair:
+    return _pair(await auth.refresh(body.refresh_token), response, auth)
+
+
+@router.post("/logout", status_code=204)
+async def logout(principal: CurrentPrincipal, auth: Auth) -> Response:
+    await auth.logout(principal)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+                           secure=auth.settings.http.secure_cookies)
+    return response
+
+
+@router.get("/me", response_model=MeOut)
+async def me(principal: CurrentPrincipal) -> MeOut:
+    return MeOut(username=principal.username, tenant=principal.tenant, role=principal.role)
+
+
+@router.post("/ws-ticket", response_model=TicketOut)
+async def ws_ticket(principal: CurrentPrincipal, auth: Auth) -> TicketOut:
+    ticket, ttl = await auth.issue_ticket(principal)
+    return TicketOut(ticket=ticket, expires_in=ttl)

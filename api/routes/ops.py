@@ -1,0 +1,43 @@
+"""Operations: liveness, readiness, metrics, and the demo page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.errors import error_response
+from api.services import get_services
+
+router = APIRouter(tags=["operations"])
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    services = get_services(request)
+    checks = {
+        "database": "ok" if await services.db.ping() else "down",
+        "broker": "ok" if await services.broker.ping() else "down",
+    }
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ready", **checks})
+    down = ", ".join(k for k, v in checks.items() if v != "ok")
+    return error_response(503, "unavailable", f"not ready: {down} unreachable")
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/", include_in_schema=False)
+async def demo_page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", media_type="text/html")

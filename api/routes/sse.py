@@ -1,0 +1,89 @@
+"""`GET /rooms/{room}/events`: a room's messages as Server-Sent Events, resuming after
+Last-Event-ID. An SSE stream is a hub subscriber like a socket, minus presence."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from api.auth import CurrentPrincipal, Principal
+from api.errors import ValidationFailed
+from api.services import get_services
+
+router = APIRouter(tags=["rooms"])
+KEEPALIVE_SECONDS = 15.0
+_FRAME_PREFIX = '{"type":"message",'
+_CLOSED = (-1, "")
+
+
+class SseSubscriber:
+    counts_for_presence = False
+
+    def __init__(self, principal: Principal, queue_size: int) -> None:
+        self.tenant_id = principal.tenant_id
+        self.user_id = principal.user_id
+        self.username = principal.username
+        self.session_id = principal.session_id
+        self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(queue_size)
+        self.closed = False
+
+    def push(self, seq: int, text: str) -> None:
+        if seq == 0 or self.closed:
+            return  # presence, joined, broadcasts: not part of the message stream
+        try:
+            self.queue.put_nowait((seq, text))
+        except asyncio.QueueFull:
+            self.close_soon(1013, "slow_consumer")  # the browser reconnects with Last-Event-ID
+
+    async def push_wait(self, seq: int, text: str) -> None:
+        if not self.closed:
+            await self.queue.put((seq, text))
+
+    def close_soon(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(_CLOSED)
+
+
+def _event(seq: int, frame: str) -> str:
+    data = "{" + frame[len(_FRAME_PREFIX):] if frame.startswith(_FRAME_PREFIX) else frame
+    return f"id: {seq}\nevent: message\ndata: {data}\n\n"
+
+
+@router.get("/rooms/{room}/events", response_class=StreamingResponse)
+async def room_events(room: str, request: Request, principal: CurrentPrincipal,
+                      last_event_id: str | None = Header(default=None),
+                      since: int | None = Query(default=None, ge=0)) -> StreamingResponse:
+    services = get_services(request)
+    target = await services.rooms.get(principal, room)
+    if last_event_id is not None:
+        if not last_event_id.strip().isdigit():
+            raise ValidationFailed("Last-Event-ID must be a message seq")
+        since = int(last_event_id)
+    sub = SseSubscriber(principal, services.settings.ws.send_queue_size)
+    await services.hub.register(sub)
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield ": connected\n\n"
+            await services.hub.join(sub, target.tenant_id, target.id, target.name, since,
+                                    lambda seq, online: "")
+            while True:
+                try:
+                    seq, text = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield ": keepalive\n\n"
+                    continue
+                if (seq, text) == _CLOSED:
+                    return
+                yield _event(seq, text)
+        finally:
+            await services.hub.unregister(sub)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
