@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.exc import IntegrityError
 
 from api import events
@@ -12,8 +14,11 @@ from api.hub import Frames
 from api.persister import Persister, Stored
 from api.ratelimit import TokenBuckets
 from api.repository import Database, MessageRow, RoomRow
-from api.schemas import message_frame
+from api.schemas import ROOM_NAME_PATTERN, message_frame
 from api.settings import Settings
+
+
+ROOM_NAME = re.compile(ROOM_NAME_PATTERN)
 
 
 class RoomService:
@@ -41,6 +46,8 @@ class RoomService:
     async def get(self, p: Principal, name: str, *, create_missing: bool = False) -> RoomRow:
         """The room if the caller may use it. Another tenant's room is exactly a missing one;
         a private room of one's own tenant needs membership (admins see all)."""
+        if not ROOM_NAME.fullmatch(name):
+            raise RoomNotFound()  # no room can have this name
         async with self.db.tx(p.tenant_id) as repo:
             room = await repo.room_by_name(p.tenant_id, name)
             if room is None and create_missing:

@@ -65,8 +65,8 @@ def make_server(database_url: str) -> Iterator[Any]:
     """A server with its own settings, for tests that need other limits or timeouts."""
     started: list[LiveServer] = []
 
-    def make(**sections: dict[str, Any]) -> LiveServer:
-        live = LiveServer(test_settings(database_url, **sections)).start()
+    def make(sndbuf: int | None = None, **sections: dict[str, Any]) -> LiveServer:
+        live = LiveServer(test_settings(database_url, **sections), sndbuf).start()
         started.append(live)
         return live
 

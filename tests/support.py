@@ -39,7 +39,7 @@ def test_settings(database_url: str, **sections: dict[str, Any]) -> Settings:
 class LiveServer:
     """uvicorn serving create_app(settings) on 127.0.0.1 in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, sndbuf: int | None = None) -> None:
         self.settings = settings
         self.app = create_app(settings)
         config = uvicorn.Config(self.app, log_config=None, log_level="warning", lifespan="on",
@@ -47,6 +47,8 @@ class LiveServer:
         self.server = uvicorn.Server(config)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if sndbuf:  # inherited by accepted sockets: loopback autotuning would hide backpressure
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
