@@ -31,7 +31,7 @@ def get_rooms(request: Request) -> RoomService:
 
 
 Rooms = Annotated[RoomService, Depends(get_rooms)]
-SeqParam = Query(default=None, ge=0, le=2**62)
+SeqQuery = Annotated[int | None, Query(ge=0, le=2**62)]
 
 
 def _room_out(room: RoomRow) -> RoomOut:
@@ -63,8 +63,8 @@ async def add_member(room: str, body: MemberIn, principal: CurrentPrincipal,
 
 @router.get("/{room}/messages", response_model=HistoryOut)
 async def history(room: str, principal: CurrentPrincipal, rooms: Rooms,
-                  after: int | None = SeqParam, before: int | None = SeqParam,
-                  limit: int = Query(default=50, ge=1, le=500)) -> HistoryOut:
+                  after: SeqQuery = None, before: SeqQuery = None,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> HistoryOut:
     if after is not None and before is not None and before <= after + 1:
         raise ValidationFailed("`before` must be greater than `after` + 1")
     messages, has_more = await rooms.history(principal, room, after=after, before=before,
