@@ -16,7 +16,8 @@ PERSIST_BATCH = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
 SLOW_CONSUMERS = Counter(
-    "switchboard_slow_consumers_total", "Connections closed with 1013 because their queue overflowed"
+    "switchboard_slow_consumers_total",
+    "Connections closed with 1013 because their send queue overflowed",
 )
 GAP_FILLS = Counter("switchboard_gap_fills_total", "Out-of-order seqs repaired from Postgres")
 BROKER_RECONNECTS = Counter("switchboard_broker_reconnects_total", "Broker reconnections")

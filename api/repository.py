@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,14 +26,14 @@ from api.models import (
     WsTicket,
 )
 
-tenant_t = Tenant.__table__
-user_t = User.__table__
-session_t = Session.__table__
-ticket_t = WsTicket.__table__
-throttle_t = LoginThrottle.__table__
-room_t = Room.__table__
-member_t = Membership.__table__
-message_t = Message.__table__
+tenant_t = cast(Table, Tenant.__table__)
+user_t = cast(Table, User.__table__)
+session_t = cast(Table, Session.__table__)
+ticket_t = cast(Table, WsTicket.__table__)
+throttle_t = cast(Table, LoginThrottle.__table__)
+room_t = cast(Table, Room.__table__)
+member_t = cast(Table, Membership.__table__)
+message_t = cast(Table, Message.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +207,8 @@ class Repository:
             ticket_t.c.tenant_id == tenant_id,
             ticket_t.c.expires_at < func.now() - _seconds(3600)))
 
-    async def redeem_ticket(self, tenant_id: int, token_hash: bytes) -> tuple[uuid.UUID, bool] | None:
+    async def redeem_ticket(self, tenant_id: int,
+                            token_hash: bytes) -> tuple[uuid.UUID, bool] | None:
         """Marks the ticket used; returns (session, still_fresh), or None if unknown or used."""
         row = (await self.conn.execute(
             update(ticket_t)

@@ -17,7 +17,6 @@ from api.repository import Database, MessageRow, RoomRow
 from api.schemas import ROOM_NAME_PATTERN, message_frame
 from api.settings import Settings
 
-
 ROOM_NAME = re.compile(ROOM_NAME_PATTERN)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 from pydantic_settings import (
@@ -93,7 +93,7 @@ class PersisterSettings(BaseModel):
 class _PlainEnvAliases(PydanticBaseSettingsSource):
     """The contract's un-prefixed variables, mapped onto their sections."""
 
-    ALIASES = {
+    ALIASES: ClassVar[dict[str, tuple[str, str]]] = {
         "DATABASE_URL": ("database", "url"),
         "REDIS_URL": ("broker", "url"),
         "SWITCHBOARD_JWT_SECRET": ("auth", "jwt_secret"),
@@ -153,9 +153,9 @@ def require_jwt_secret(settings: Settings) -> None:
     if len(settings.auth.jwt_secret) < 32:
         raise ConfigError(
             "SWITCHBOARD_JWT_SECRET is not set (or shorter than 32 characters). "
-            "Set it to a long random string, e.g. "
-            "`export SWITCHBOARD_JWT_SECRET=$(python3 -c 'import secrets;print(secrets.token_urlsafe(48))')`,"
-            " or run `switchboard serve --demo` to try Switchboard locally."
+            "Set it to a long random string, e.g. `export SWITCHBOARD_JWT_SECRET="
+            "$(python3 -c 'import secrets;print(secrets.token_urlsafe(48))')`, "
+            "or run `switchboard serve --demo` to try Switchboard locally."
         )
 
 

@@ -101,14 +101,15 @@ def test_refresh_rotates_and_reuse_revokes_session(server: LiveServer, factory: 
 def test_logout_kills_refresh_cookie_and_access(server: LiveServer, factory: Factory) -> None:
     acct = factory.account()
     with server.http() as client:
-        assert client.get("/auth/me", headers={"Cookie": f"session={acct.cookie}"}).status_code == 200
+        by_cookie = {"Cookie": f"session={acct.cookie}"}
+        assert client.get("/auth/me", headers=by_cookie).status_code == 200
         r = client.post("/auth/logout", headers=acct.headers)
         assert r.status_code == 204
         assert 'session=""' in r.headers["set-cookie"] or "max-age=0" in \
             r.headers["set-cookie"].lower()
         r = client.get("/auth/me", headers=acct.headers)
         assert r.status_code == 401 and r.json()["error"] == "revoked"
-        assert client.get("/auth/me", headers={"Cookie": f"session={acct.cookie}"}).status_code == 401
+        assert client.get("/auth/me", headers=by_cookie).status_code == 401
         r = client.post("/auth/refresh", json={"refresh_token": acct.refresh_token})
         assert r.status_code == 401
 
