@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api.errors import CloseCode, CloseReason, install_error_handlers
 from api.redact import install_log_redaction
-from api.routes import auth, ops, rooms, sse, ws
+from api.routes import admin, auth, ops, rooms, sse, ws
 from api.services import Services
 from api.settings import Settings, get_settings
 
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Switchboard", version="0.1.0", lifespan=lifespan,
                   description="Authenticated, multi-tenant realtime API.")
     install_error_handlers(app)
-    for module in (auth, rooms, sse, ws, ops):
+    for module in (auth, rooms, sse, ws, admin, ops):
         app.include_router(module.router)
     return app
 

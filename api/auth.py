@@ -28,7 +28,7 @@ from api.errors import (
     Unauthorized,
     UserNotFound,
 )
-from api.repository import Database, Repository, SessionView
+from api.repository import Database, Repository, SessionView, UserRow
 from api.security import OpaqueToken, PasswordHasher, TokenCodec, TokenError, digest, same_digest
 from api.settings import Settings
 
@@ -86,7 +86,12 @@ class AuthService:
         async with self.db.tx() as repo:
             return await repo.tenant_id_by_slug(slug)
 
-    async def create_user(self, tenant_id: int, username: str, password: str, role: str) -> int:
+    async def users(self, tenant_id: int) -> list[UserRow]:
+        async with self.db.tx(tenant_id) as repo:
+            return await repo.list_users(tenant_id)
+
+    async def create_user(self, tenant_id: int, username: str, password: str,
+                          role: str) -> UserRow:
         password_hash = await self.hasher.hash(password)
         try:
             async with self.db.tx(tenant_id) as repo:

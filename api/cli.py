@@ -1,4 +1,4 @@
-"""`switchboard serve | migrate | create-tenant | create-user` (see CONTRACT.md §1)."""
+"""`switchboard serve | migrate | create-tenant | create-user | broadcast` (CONTRACT.md §1)."""
 
 from __future__ import annotations
 
@@ -61,12 +61,8 @@ def with_auth(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
 
     async def main() -> Any:
         db = Database(create_engine(settings, pool_size=2, max_overflow=0))
-
-        async def no_sockets_here(tenant_id: int, payload: str) -> None:
-            return None
-
         try:
-            return await work(AuthService(db, settings, no_sockets_here))
+            return await work(AuthService(db, settings, _no_sockets))
         finally:
             await db.dispose()
 
@@ -198,6 +194,54 @@ def cmd_serve(args: argparse.Namespace) -> None:
                 log_level="info", **server_options(settings))  # type: ignore[arg-type]
 
 
+def cmd_broadcast(args: argparse.Namespace) -> None:
+    """The same service as POST /admin/broadcast. With REDIS_URL it publishes on Redis; on
+    the in-process broker it reaches the running server through Postgres NOTIFY."""
+    from api.auth import AuthService
+    from api.broadcasts import BroadcastService
+    from api.broker import create_broker
+    from api.broker.relay import CHANNEL, RelayPublisher
+    from api.db import create_engine
+    from api.errors import APIError
+    from api.repository import Database
+    from api.rooms import RoomService
+
+    settings = ensure_database(get_settings())
+
+    async def main() -> dict[str, Any]:
+        db = Database(create_engine(settings, pool_size=2, max_overflow=0))
+
+        async def notify(reference: str) -> None:
+            await db.notify(CHANNEL, reference)
+
+        broker = create_broker(settings.broker.url) if settings.broker.url else \
+            RelayPublisher(notify)
+        rooms = RoomService(db, broker, settings)
+        rooms.persister.start()
+        try:
+            tenant_id = await AuthService(db, settings, _no_sockets).tenant_id(args.tenant)
+            if tenant_id is None:
+                raise CliError(f"unknown tenant {args.tenant!r}")
+            return await BroadcastService(db, broker, rooms).broadcast(
+                tenant_id, sender="system", sender_id=None, body=args.text,
+                room_names=args.room or None)
+        finally:
+            await rooms.persister.stop()
+            await broker.stop()
+            await db.dispose()
+
+    try:
+        answer = asyncio.run(main())
+    except APIError as exc:
+        raise CliError(exc.detail) from exc
+    recipients = answer["recipients"] if settings.broker.url else "see the server"
+    print(f"broadcast {answer['id']} sent (recipients: {recipients})")
+
+
+async def _no_sockets(tenant_id: int, payload: str) -> None:
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -223,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--admin", action="store_true")
     user.add_argument("--password-stdin", action="store_true")
     user.set_defaults(func=cmd_create_user)
+
+    bcast = sub.add_parser("broadcast", help="the same as POST /admin/broadcast")
+    bcast.add_argument("--tenant", required=True)
+    bcast.add_argument("--room", action="append", help="a room (repeatable); none = everyone")
+    bcast.add_argument("text")
+    bcast.set_defaults(func=cmd_broadcast)
     return parser
 
 

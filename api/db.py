@@ -26,15 +26,24 @@ def to_asyncpg_url(url: str) -> URL:
     raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {parsed.drivername}://")
 
 
+def db_role_settings(settings: Settings) -> dict[str, str]:
+    """Connection startup parameters. `role` is SET ROLE without a round trip: row-level
+    security applies to every query of every pooled connection."""
+    server_settings = {"application_name": "switchboard"}
+    if settings.database.app_role:
+        server_settings["role"] = settings.database.app_role
+    return server_settings
+
+
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     if not settings.database.url:
         raise RuntimeError("no database URL: start the embedded database or set DATABASE_URL")
+    server_settings = db_role_settings(settings)
     options: dict[str, Any] = {
         "pool_size": settings.database.pool_size,
         "max_overflow": settings.database.max_overflow,
         "pool_pre_ping": True,
-        # asyncpg's statement cache is per connection; keep it, it is what makes it fast.
-        "connect_args": {"server_settings": {"application_name": "switchboard"}},
+        "connect_args": {"server_settings": server_settings},
     }
     options.update(overrides)
     return create_async_engine(to_asyncpg_url(settings.database.url), **options)

@@ -96,6 +96,8 @@ class Hub:
             members = self.tenants[sub.tenant_id] = set()
             await self._subscribe(tenant_channel(sub.tenant_id))
         members.add(sub)
+        if sub.counts_for_presence:  # broadcast recipients, counted across workers
+            await self.broker.presence_change(tenant_channel(sub.tenant_id), sub.username, +1)
 
     async def unregister(self, sub: Subscriber) -> None:
         for fan in [f for f in self.rooms.values() if sub in f.members]:
@@ -106,6 +108,10 @@ class Hub:
             mine.discard(sub)
             if not mine:
                 del self.users[user_key]
+        if sub.counts_for_presence:
+            with contextlib.suppress(Exception):
+                await self.broker.presence_change(tenant_channel(sub.tenant_id), sub.username,
+                                                  -1)
         members = self.tenants.get(sub.tenant_id)
         if members is not None:
             members.discard(sub)

@@ -199,7 +199,7 @@ class Broadcast(Base):
     )
     sender: Mapped[str] = mapped_column(String(64), nullable=False)
     body: Mapped[str] = mapped_column(Text, nullable=False)
-    rooms: Mapped[list[str] | None] = mapped_column(JSONB)
+    rooms: Mapped[list[str] | None] = mapped_column(JSONB(none_as_null=True))  # NULL = tenant
     created_at: Mapped[datetime] = _now()
     __table_args__ = (Index(None, "tenant_id", "id"),)
 
@@ -213,5 +213,5 @@ class IdempotencyKey(Base):
     )
     scope: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    response: Mapped[dict[str, object]] = mapped_column(JSONB, nullable=False)
+    response: Mapped[dict[str, object] | None] = mapped_column(JSONB)  # None: in progress
     created_at: Mapped[datetime] = _now()

@@ -26,6 +26,7 @@ from api.repository import Database, MessageRow, Repository
 from api.schemas import message_frame
 
 log = logging.getLogger("switchboard.persister")
+DRAIN_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,20 +66,25 @@ class Persister:
         self._publish = publish
         self.batch_max = batch_max
         self.batch_wait = batch_wait
-        self._queue: asyncio.Queue[Draft] = asyncio.Queue()
+        self._queue: asyncio.Queue[Draft | None] = asyncio.Queue()  # None: stop
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="persister")
 
     async def stop(self) -> None:
-        """Flush what is queued, then stop."""
-        while not self._queue.empty():
-            await self._write(self._drain([]))
-        if self._task:
+        """Write and publish everything queued so far (bounded by DRAIN_SECONDS), then stop."""
+        if self._task is None:
+            return
+        self._queue.put_nowait(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), DRAIN_SECONDS)
+        except TimeoutError:
+            log.error("persister did not drain within %.0f s", DRAIN_SECONDS)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self._task = None
 
     async def submit(self, *, tenant_id: int, room_id: int, room: str, sender_id: int | None,
                      sender: str, body: str, kind: str = "user",
@@ -90,17 +96,26 @@ class Persister:
                                      client_msg_id, future))
         return await future
 
-    def _drain(self, batch: list[Draft]) -> list[Draft]:
+    def _drain(self, batch: list[Draft]) -> tuple[list[Draft], bool]:
+        """More of what is queued, up to batch_max; and whether the stop mark was reached."""
         while len(batch) < self.batch_max and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
-        return batch
+            item = self._queue.get_nowait()
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
+            first = await self._queue.get()
+            if first is None:
+                return
             if self.batch_wait > 0 and self._queue.qsize() < self.batch_max:
                 await asyncio.sleep(self.batch_wait)
-            await self._write(self._drain(batch))
+            batch, stopping = self._drain([first])
+            await self._write(batch)
+            if stopping:
+                return
 
     async def _write(self, batch: list[Draft]) -> None:
         started = time.perf_counter()

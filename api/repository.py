@@ -16,6 +16,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.models import (
+    Broadcast,
+    IdempotencyKey,
     LoginThrottle,
     Membership,
     Message,
@@ -34,6 +36,8 @@ throttle_t = cast(Table, LoginThrottle.__table__)
 room_t = cast(Table, Room.__table__)
 member_t = cast(Table, Membership.__table__)
 message_t = cast(Table, Message.__table__)
+broadcast_t = cast(Table, Broadcast.__table__)
+idem_t = cast(Table, IdempotencyKey.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,7 @@ class UserRow:
     role: str
     password_hash: str
     disabled: bool
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,15 @@ class RoomRow:
     created_by: int | None
     created_at: datetime
     last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastRow:
+    id: int
+    sender: str
+    body: str
+    ts: datetime
+    rooms: list[str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +117,12 @@ class Repository:
 
     # users -----------------------------------------------------------------
     async def create_user(self, tenant_id: int, username: str, password_hash: str,
-                          role: str) -> int:
-        return int((await self.conn.execute(
+                          role: str) -> UserRow:
+        return _user((await self.conn.execute(
             insert(user_t).values(tenant_id=tenant_id, username=username,
                                   password_hash=password_hash, role=role)
-            .returning(user_t.c.id)
-        )).scalar_one())
+            .returning(*user_t.c)
+        )).one())
 
     async def user_by_name(self, tenant_id: int, username: str) -> UserRow | None:
         row = (await self.conn.execute(
@@ -356,6 +370,74 @@ class Repository:
     async def insert_messages(self, rows: list[dict[str, Any]]) -> None:
         await self.conn.execute(insert(message_t), rows)
 
+    # broadcasts ------------------------------------------------------------------
+    async def create_broadcast(self, tenant_id: int, sender: str, body: str,
+                               rooms: list[str] | None) -> BroadcastRow:
+        row = (await self.conn.execute(
+            insert(broadcast_t).values(tenant_id=tenant_id, sender=sender, body=body,
+                                       rooms=rooms)
+            .returning(*broadcast_t.c)
+        )).one()
+        return _broadcast(row)
+
+    async def broadcast(self, tenant_id: int, broadcast_id: int) -> BroadcastRow | None:
+        row = (await self.conn.execute(select(broadcast_t).where(
+            broadcast_t.c.tenant_id == tenant_id, broadcast_t.c.id == broadcast_id))).one_or_none()
+        return _broadcast(row) if row else None
+
+    async def tenant_broadcasts(self, tenant_id: int, after: int,
+                                limit: int) -> tuple[list[BroadcastRow], bool]:
+        """Tenant-wide broadcasts (not room ones: those live in each room's history)."""
+        rows = list(await self.conn.execute(
+            select(broadcast_t).where(broadcast_t.c.tenant_id == tenant_id,
+                                      broadcast_t.c.id > after, broadcast_t.c.rooms.is_(None))
+            .order_by(broadcast_t.c.id).limit(limit + 1)))
+        return [_broadcast(r) for r in rows[:limit]], len(rows) > limit
+
+    async def message_at(self, tenant_id: int, room_id: int, seq: int) -> MessageRow | None:
+        row = (await self.conn.execute(
+            select(message_t, room_t.c.name.label("room_name"))
+            .join(room_t, and_(room_t.c.tenant_id == message_t.c.tenant_id,
+                               room_t.c.id == message_t.c.room_id))
+            .where(message_t.c.tenant_id == tenant_id, message_t.c.room_id == room_id,
+                   message_t.c.seq == seq))).one_or_none()
+        return _message(row.room_name, row) if row else None
+
+    # idempotency keys --------------------------------------------------------------
+    async def claim_idempotency(self, tenant_id: int, scope: str,
+                                key: str) -> tuple[str, dict[str, Any] | None]:
+        """("claimed", None) for a new key; ("done", answer) for a key answered within 24 h;
+        ("busy", None) while another request holds it (claims older than 60 s expire)."""
+        claimed = (await self.conn.execute(_CLAIM_KEY, {"t": tenant_id, "s": scope, "k": key})
+                   ).first()
+        if claimed is not None:
+            return "claimed", None
+        response = (await self.conn.execute(select(idem_t.c.response).where(
+            idem_t.c.tenant_id == tenant_id, idem_t.c.scope == scope, idem_t.c.key == key))
+        ).scalar_one_or_none()
+        return ("done", response) if response is not None else ("busy", None)
+
+    async def answer_idempotency(self, tenant_id: int, scope: str, key: str,
+                                 response: dict[str, Any]) -> None:
+        await self.conn.execute(update(idem_t).where(
+            idem_t.c.tenant_id == tenant_id, idem_t.c.scope == scope, idem_t.c.key == key)
+            .values(response=response))
+
+    async def release_idempotency(self, tenant_id: int, scope: str, key: str) -> None:
+        await self.conn.execute(delete(idem_t).where(
+            idem_t.c.tenant_id == tenant_id, idem_t.c.scope == scope, idem_t.c.key == key,
+            idem_t.c.response.is_(None)))
+
+
+_CLAIM_KEY = text("""
+    INSERT INTO idempotency_key (tenant_id, scope, key, response, created_at)
+    VALUES (:t, :s, :k, NULL, now())
+    ON CONFLICT (tenant_id, scope, key) DO UPDATE SET response = NULL, created_at = now()
+      WHERE idempotency_key.created_at < now() - interval '24 hours'
+         OR (idempotency_key.response IS NULL
+             AND idempotency_key.created_at < now() - interval '60 seconds')
+    RETURNING 1
+""")
 
 _RECORD_FAILURE = text("""
     INSERT INTO login_throttle (key, failures, window_start)
@@ -374,7 +456,11 @@ def _seconds(n: float) -> Any:
 
 def _user(row: Any) -> UserRow:
     return UserRow(row.id, row.tenant_id, row.username, row.role, row.password_hash,
-                   row.disabled_at is not None)
+                   row.disabled_at is not None, row.created_at)
+
+
+def _broadcast(row: Any) -> BroadcastRow:
+    return BroadcastRow(row.id, row.sender, row.body, row.created_at, row.rooms)
 
 
 def _room(row: Any) -> RoomRow:
@@ -400,6 +486,26 @@ class Database:
             if tenant_id is not None:
                 await repo.set_tenant(tenant_id)
             yield repo
+
+    async def isolation_problems(self) -> list[str]:
+        """Why row-level security would NOT apply to this application's queries, if at all."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(text(
+                "SELECT r.rolname, r.rolsuper, r.rolbypassrls, EXISTS (SELECT 1 FROM pg_tables "
+                "WHERE schemaname = 'public' AND tableowner = current_user) AS owns "
+                "FROM pg_roles r WHERE r.rolname = current_user"))).one()
+        problems = []
+        if row.rolsuper:
+            problems.append(f"role {row.rolname} is a superuser")
+        if row.rolbypassrls:
+            problems.append(f"role {row.rolname} has BYPASSRLS")
+        if row.owns:
+            problems.append(f"role {row.rolname} owns the tables")
+        return problems
+
+    async def notify(self, channel: str, payload: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(select(func.pg_notify(channel, payload)))
 
     async def ping(self) -> bool:
         try:

@@ -131,6 +131,35 @@ class UserIn(BaseModel):
     _password = field_validator("password")(check_new_password)
 
 
+class UserOut(BaseModel):
+    username: str
+    role: str
+    disabled: bool
+    created_at: datetime
+
+
+class BroadcastIn(BaseModel):
+    body: str
+    rooms: list[str] | None = Field(default=None, min_length=1, max_length=100)
+
+
+class BroadcastAccepted(BaseModel):
+    id: int
+    recipients: int
+
+
+class BroadcastOut(BaseModel):
+    id: int
+    sender: str
+    body: str
+    ts: str
+
+
+class BroadcastList(BaseModel):
+    broadcasts: list[BroadcastOut]
+    has_more: bool
+
+
 # WebSocket client frames -----------------------------------------------------
 class _Frame(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
 from api import events
 from api.auth import AuthService
+from api.broadcasts import BroadcastService
 from api.broker import Broker, create_broker, tenant_channel
-from api.db import create_engine
+from api.broker.memory import MemoryBroker
+from api.broker.relay import RelayListener
+from api.db import create_engine, db_role_settings
 from api.hub import Hub
 from api.repository import Database
 from api.rooms import RoomService
@@ -24,6 +27,8 @@ class Services:
     auth: AuthService
     rooms: RoomService
     hub: Hub
+    broadcasts: BroadcastService
+    relay: RelayListener | None = field(default=None)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -38,13 +43,28 @@ class Services:
                   replay_page=settings.ws.replay_page_size,
                   sockets_per_user=settings.limits.sockets_per_user)
         auth = AuthService(db, settings, publish_tenant_event)
-        return cls(settings, db, broker, auth, rooms, hub)
+        broadcasts = BroadcastService(db, broker, rooms)
+        relay = None
+        if isinstance(broker, MemoryBroker):  # let `switchboard broadcast` reach our sockets
+            relay = RelayListener(settings.database.url, db_role_settings(settings),
+                                  broadcasts.resolve_relayed)
+        return cls(settings, db, broker, auth, rooms, hub, broadcasts, relay)
 
     async def start(self) -> None:
+        problems = await self.db.isolation_problems()
+        if problems:
+            raise RuntimeError(
+                "refusing to serve: tenant isolation in Postgres would not apply ("
+                + "; ".join(problems) + "). Run `switchboard migrate`, and leave "
+                "database.app_role = switchboard_app or log in as a restricted role.")
         await self.hub.start()
         self.rooms.persister.start()
+        if self.relay is not None:
+            self.relay.start()
 
     async def stop(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
         await self.rooms.persister.stop()
         await self.broker.stop()
         await self.db.dispose()

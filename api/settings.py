@@ -31,6 +31,9 @@ class ServerSettings(BaseModel):
 
 class DatabaseSettings(BaseModel):
     url: str = ""
+    # The application's queries run as this role (row-level security applies to it); empty
+    # when DATABASE_URL already logs in as a restricted role.
+    app_role: str = "switchboard_app"
     pool_size: int = 10
     max_overflow: int = 10
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from api.cli import run_migrations
 from api.db import start_embedded_postgres
-from tests.support import LiveServer, test_settings
+from tests.support import LiveServer, settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,14 +48,14 @@ def database_url() -> Iterator[str]:
 
     asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
     url = server_url.set(database=name).render_as_string(hide_password=False)
-    run_migrations(test_settings(url))
+    run_migrations(settings_for(url))
     yield url
     asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[LiveServer]:
-    live = LiveServer(test_settings(database_url)).start()
+    live = LiveServer(settings_for(database_url)).start()
     yield live
     live.stop()
 
@@ -66,7 +66,7 @@ def make_server(database_url: str) -> Iterator[Any]:
     started: list[LiveServer] = []
 
     def make(sndbuf: int | None = None, **sections: dict[str, Any]) -> LiveServer:
-        live = LiveServer(test_settings(database_url, **sections), sndbuf).start()
+        live = LiveServer(settings_for(database_url, **sections), sndbuf).start()
         started.append(live)
         return live
 

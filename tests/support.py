@@ -22,7 +22,7 @@ TEST_SECRET = "test-secret-" + "x" * 40
 ORIGIN = "http://app.example"
 
 
-def test_settings(database_url: str, **sections: dict[str, Any]) -> Settings:
+def settings_for(database_url: str, **sections: dict[str, Any]) -> Settings:
     base: dict[str, dict[str, Any]] = {
         "database": {"url": database_url, "pool_size": 5, "max_overflow": 5},
         "auth": {"jwt_secret": TEST_SECRET, "argon2_memory_kib": 1024, "argon2_time_cost": 1},

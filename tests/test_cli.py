@@ -54,9 +54,9 @@ def test_create_tenant_and_users(database_url: str) -> None:
         assert r.returncode == 1 and "password" in r.stderr, weak
 
     # The users can log in (through a server on the same database).
-    from tests.support import LiveServer, test_settings
+    from tests.support import LiveServer, settings_for
 
-    live = LiveServer(test_settings(database_url)).start()
+    live = LiveServer(settings_for(database_url)).start()
     try:
         with live.http() as client:
             for username, password, role in (("alice", "a long enough password", "admin"),
