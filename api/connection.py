@@ -18,6 +18,7 @@ from api.auth import Principal
 from api.errors import CloseCode, CloseReason
 from api.hub import RoomFanout
 from api.repository import RoomRow
+from api.schemas import encode
 
 
 class Connection:
@@ -55,6 +56,10 @@ class Connection:
         if self.closing is None:
             self.closing = (int(code), str(reason))
             self.closed.set()
+
+    def removed_from(self, room: str) -> None:
+        if self.rooms.pop(room, None) is not None:
+            self.push(0, encode({"type": "left", "room": room, "reason": "removed"}))
 
     # lifetime -----------------------------------------------------------------------
     def set_principal(self, principal: Principal) -> None:

@@ -2,7 +2,8 @@
 
 Room channels carry `m <seq> <frame>` (a stored message, frame already encoded for clients)
 and `p <frame>` (presence). Tenant channels carry `b <frame>` (broadcast),
-`s <session id>` (session revoked) and `u <user id>` (user disabled). The frame is encoded
+`s <session id>` (session revoked), `u <user id>` (user disabled) and
+`k <user id> <room id>` (removed from a private room). The frame is encoded
 once by the publisher and forwarded to sockets untouched.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MESSAGE, PRESENCE, BROADCAST, REVOKE_SESSION, REVOKE_USER = "m", "p", "b", "s", "u"
+REMOVED = "k"  # `k <user id> <room id>`: a member was removed from a private room
 
 
 @dataclass(frozen=True, slots=True)

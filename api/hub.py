@@ -48,6 +48,9 @@ class Subscriber(Protocol):
 
     def close_soon(self, code: int, reason: str) -> None: ...
 
+    def removed_from(self, room: str) -> None:
+        """The subscriber lost access to `room` (it is already out of the fan-out)."""
+
 
 @dataclass(eq=False, slots=True)
 class RoomFanout:
@@ -282,6 +285,13 @@ class Hub:
         elif event.kind == events.REVOKE_USER:
             for sub in [s for s in subs if str(s.user_id) == event.text]:
                 sub.close_soon(CloseCode.POLICY, "revoked")
+        elif event.kind == events.REMOVED:
+            user_id, room_id = (int(x) for x in event.text.split())
+            fan = self.rooms.get(room_channel(tenant_id, room_id))
+            if fan is not None:
+                for sub in [s for s in fan.members if s.user_id == user_id]:
+                    self._spawn(self.leave(sub, fan))
+                    sub.removed_from(fan.name)
 
     def tenant_subscriber_count(self, tenant_id: int) -> int:
         return len(self.tenants.get(tenant_id, ()))

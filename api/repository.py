@@ -295,6 +295,22 @@ class Repository:
             member_t.c.user_id == user_id))
         return row.first() is not None
 
+    async def remove_member(self, tenant_id: int, room_id: int, user_id: int) -> bool:
+        result = await self.conn.execute(delete(member_t).where(
+            member_t.c.tenant_id == tenant_id, member_t.c.room_id == room_id,
+            member_t.c.user_id == user_id))
+        return bool(result.rowcount)
+
+    async def rooms_with_member_counts(self, tenant_id: int) -> list[tuple[RoomRow, int]]:
+        members = (select(func.count()).select_from(member_t)
+                   .where(member_t.c.tenant_id == room_t.c.tenant_id,
+                          member_t.c.room_id == room_t.c.id)
+                   .scalar_subquery())
+        rows = await self.conn.execute(
+            select(room_t, members.label("members")).where(room_t.c.tenant_id == tenant_id)
+            .order_by(room_t.c.name))
+        return [(_room(r), int(r.members)) for r in rows]
+
     async def add_member(self, tenant_id: int, room_id: int, user_id: int) -> None:
         await self.conn.execute(
             pg_insert(member_t).values(tenant_id=tenant_id, room_id=room_id, user_id=user_id)

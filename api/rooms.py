@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api import events
 from api.auth import Principal
-from api.broker import Broker, room_channel
+from api.broker import Broker, room_channel, tenant_channel
 from api.errors import BodyInvalid, Conflict, Forbidden, RateLimited, RoomNotFound, UserNotFound
 from api.hub import Frames
 from api.persister import Persister, Stored
@@ -62,10 +62,14 @@ class RoomService:
     async def get_for_join(self, p: Principal, name: str) -> RoomRow:
         return await self.get(p, name, create_missing=self.settings.rooms.auto_create)
 
-    async def add_member(self, p: Principal, name: str, username: str) -> None:
+    async def _managed_room(self, p: Principal, name: str) -> RoomRow:
         room = await self.get(p, name)
         if not p.is_admin and room.created_by != p.user_id:
-            raise Forbidden("only an admin or the room's creator can add members")
+            raise Forbidden("only an admin or the room's creator can manage members")
+        return room
+
+    async def add_member(self, p: Principal, name: str, username: str) -> None:
+        room = await self._managed_room(p, name)
         try:
             async with self.db.tx(p.tenant_id) as repo:
                 user = await repo.user_by_name(p.tenant_id, username)
@@ -74,6 +78,21 @@ class RoomService:
                 await repo.add_member(p.tenant_id, room.id, user.id)
         except IntegrityError as exc:  # pragma: no cover - the row vanished concurrently
             raise UserNotFound() from exc
+
+    async def remove_member(self, p: Principal, name: str, username: str) -> None:
+        """Remove a member; in a private room their open sockets leave it at once."""
+        room = await self._managed_room(p, name)
+        async with self.db.tx(p.tenant_id) as repo:
+            user = await repo.user_by_name(p.tenant_id, username)
+            if user is None or not await repo.remove_member(p.tenant_id, room.id, user.id):
+                raise UserNotFound(f"{username!r} is not a member of this room")
+        if room.private:
+            await self.broker.publish(tenant_channel(p.tenant_id), events.simple_event(
+                events.REMOVED, f"{user.id} {room.id}"))
+
+    async def all_rooms(self, p: Principal) -> list[tuple[RoomRow, int]]:
+        async with self.db.tx(p.tenant_id) as repo:
+            return await repo.rooms_with_member_counts(p.tenant_id)
 
     async def history(self, p: Principal, name: str, *, after: int | None, before: int | None,
                       limit: int) -> tuple[list[MessageRow], bool]:

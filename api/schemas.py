@@ -89,6 +89,10 @@ class RoomOut(BaseModel):
     last_seq: int
 
 
+class AdminRoomOut(RoomOut):
+    members: int
+
+
 class MemberIn(BaseModel):
     username: str = Field(min_length=1, max_length=64)
 

@@ -386,3 +386,45 @@ def test_cli_broadcast_reaches_a_running_server(server: LiveServer, database_url
     assert cli("--tenant", "nope", "x").returncode == 1
     r = cli("--tenant", a.slug, "--room", "missing", "x")
     assert r.returncode == 1 and "not found" in r.stderr
+
+
+def test_removed_member_leaves_private_room_live(server: LiveServer,
+                                                 twins: tuple[Tenant, Tenant]) -> None:
+    a, b = twins
+    with server.http() as client:
+        r = client.post("/rooms/secret/members", json={"username": "bob"},
+                        headers=a.admin.headers)
+        assert r.status_code == 204
+    with socket_in(server, a.bob, room="secret") as bob_ws, \
+            socket_in(server, b.admin, room="secret") as twin_ws:
+        with server.http() as client:
+            r = client.delete("/rooms/secret/members/bob", headers=b.admin.headers)
+            assert r.status_code == 404  # B's admin removes nothing of A's
+            r = client.delete("/rooms/secret/members/bob", headers=a.bob.headers)
+            assert r.status_code == 403  # neither admin nor creator
+            r = client.delete("/rooms/secret/members/bob", headers=a.admin.headers)
+            assert r.status_code == 204
+            assert recv_type(bob_ws, "left") == {"type": "left", "room": "secret",
+                                                 "reason": "removed"}
+            client.post("/rooms/secret/messages", json={"body": "after"},
+                        headers=a.admin.headers)
+            assert [f for f in frames_until_quiet(bob_ws) if f["type"] == "message"] == []
+            send(bob_ws, type="send", room="secret", body="still here?")
+            assert recv_type(bob_ws, "error")["code"] == "not_joined"
+            send(bob_ws, type="join", room="secret")
+            assert recv_type(bob_ws, "error")["code"] == "forbidden"
+            assert client.get("/rooms/secret/messages", headers=a.bob.headers).status_code == 403
+        send(twin_ws, type="ping")
+        assert recv_type(twin_ws, "pong") == {"type": "pong"}
+
+
+def test_admin_sees_every_room(server: LiveServer, twins: tuple[Tenant, Tenant]) -> None:
+    a, b = twins
+    with server.http() as client:
+        client.post("/rooms", json={"name": "bobs-own", "private": True}, headers=a.bob.headers)
+        rooms = client.get("/admin/rooms", headers=a.admin.headers).json()
+        assert [(r["name"], r["private"], r["members"]) for r in rooms] == [
+            ("bobs-own", True, 1), ("general", False, 0), ("secret", True, 1)]
+        assert client.get("/admin/rooms", headers=a.bob.headers).status_code == 403
+        assert "bobs-own" not in [r["name"] for r in client.get(
+            "/admin/rooms", headers=b.admin.headers).json()]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from api.auth import AdminPrincipal, CurrentPrincipal
 from api.repository import UserRow
 from api.schemas import (
+    AdminRoomOut,
     BroadcastAccepted,
     BroadcastIn,
     BroadcastList,
@@ -41,6 +42,14 @@ async def list_broadcasts(request: Request, principal: CurrentPrincipal,
     return BroadcastList(broadcasts=[BroadcastOut(id=b.id, sender=b.sender, body=b.body,
                                                   ts=iso(b.ts)) for b in found],
                          has_more=has_more)
+
+
+@router.get("/admin/rooms", response_model=list[AdminRoomOut])
+async def all_rooms(request: Request, admin: AdminPrincipal) -> list[AdminRoomOut]:
+    """Every room of the tenant, private ones included, with its member count."""
+    rooms = await get_services(request).rooms.all_rooms(admin)
+    return [AdminRoomOut(name=r.name, private=r.private, created_at=r.created_at,
+                         last_seq=r.last_seq, members=members) for r, members in rooms]
 
 
 def _user_out(user: UserRow) -> UserOut:

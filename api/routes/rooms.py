@@ -61,6 +61,13 @@ async def add_member(room: str, body: MemberIn, principal: CurrentPrincipal,
     return Response(status_code=204)
 
 
+@router.delete("/{room}/members/{username}", status_code=204)
+async def remove_member(room: str, username: str, principal: CurrentPrincipal,
+                        rooms: Rooms) -> Response:
+    await rooms.remove_member(principal, room, username)
+    return Response(status_code=204)
+
+
 @router.get("/{room}/messages", response_model=HistoryOut)
 async def history(room: str, principal: CurrentPrincipal, rooms: Rooms,
                   after: SeqQuery = None, before: SeqQuery = None,

@@ -50,6 +50,10 @@ class SseSubscriber:
                 self.queue.put_nowait(_CLOSED)
 
 
+    def removed_from(self, room: str) -> None:
+        self.close_soon(1008, "removed")
+
+
 def _event(seq: int, frame: str) -> str:
     data = "{" + frame[len(_FRAME_PREFIX):] if frame.startswith(_FRAME_PREFIX) else frame
     return f"id: {seq}\nevent: message\ndata: {data}\n\n"
