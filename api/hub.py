@@ -77,44 +77,51 @@ class Hub:
         self.sockets_per_user = sockets_per_user
         self.rooms: dict[str, RoomFanout] = {}          # by channel
         self.tenants: dict[int, set[Subscriber]] = {}   # every subscriber of a tenant
-        self.users: dict[tuple[int, int], set[Subscriber]] = {}
         self._sub_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
-        await self.broker.start(self.on_broker_message)
+        await self.broker.start(self.on_broker_message, self.catch_up)
+
+    async def catch_up(self) -> None:
+        """After a broker outage: deliver, from Postgres, whatever each room missed."""
+        for fan in list(self.rooms.values()):
+            if fan.early is not None:
+                continue  # still initialising: it reads the last seq itself
+            try:
+                last = await self.loader.last_seq(fan.tenant_id, fan.room_id)
+                while fan.delivered < last and self.rooms.get(fan.channel) is fan:
+                    frames = await self.loader.frames_between(
+                        fan.tenant_id, fan.room_id, fan.name, fan.delivered, last,
+                        self.replay_page)
+                    if not frames:
+                        break
+                    for seq, text in frames:
+                        self._on_room_event(fan, events.message_event(seq, text))
+            except Exception:
+                log.exception("catch-up failed for %s", fan.channel)
 
     # subscribers -------------------------------------------------------------
     async def register(self, sub: Subscriber) -> None:
-        """Count the subscriber in its tenant (broadcasts, revocations) and its user."""
-        user_key = (sub.tenant_id, sub.user_id)
-        mine = self.users.setdefault(user_key, set())
-        if sub.counts_for_presence and sum(
-            1 for s in mine if s.counts_for_presence
-        ) >= self.sockets_per_user:
-            raise LimitExceeded("too many open sockets for this user")
-        mine.add(sub)
+        """Count the subscriber in its tenant (broadcasts, revocations, recipients); the
+        sockets-per-user limit counts every worker's sockets."""
+        if sub.counts_for_presence:
+            channel = tenant_channel(sub.tenant_id)
+            sockets, _ = await self._presence_change(channel, sub.username, +1)
+            if sockets > self.sockets_per_user:
+                await self._presence_change(channel, sub.username, -1)
+                raise LimitExceeded("too many open sockets for this user")
         members = self.tenants.get(sub.tenant_id)
         if members is None:
             members = self.tenants[sub.tenant_id] = set()
             await self._subscribe(tenant_channel(sub.tenant_id))
         members.add(sub)
-        if sub.counts_for_presence:  # broadcast recipients, counted across workers
-            await self.broker.presence_change(tenant_channel(sub.tenant_id), sub.username, +1)
 
     async def unregister(self, sub: Subscriber) -> None:
         for fan in [f for f in self.rooms.values() if sub in f.members]:
             await self.leave(sub, fan)
-        user_key = (sub.tenant_id, sub.user_id)
-        mine = self.users.get(user_key)
-        if mine is not None:
-            mine.discard(sub)
-            if not mine:
-                del self.users[user_key]
         if sub.counts_for_presence:
-            with contextlib.suppress(Exception):
-                await self.broker.presence_change(tenant_channel(sub.tenant_id), sub.username,
-                                                  -1)
+            await self._presence_change(tenant_channel(sub.tenant_id), sub.username, -1)
         members = self.tenants.get(sub.tenant_id)
         if members is not None:
             members.discard(sub)
@@ -165,8 +172,7 @@ class Hub:
             if fan.gap_task:
                 fan.gap_task.cancel()
             await self._unsubscribe_if_unused(fan.channel)
-        with contextlib.suppress(Exception):
-            await self._presence(fan, sub, -1)
+        await self._presence(fan, sub, -1)
 
     def fanout(self, tenant_id: int, room_id: int) -> RoomFanout | None:
         return self.rooms.get(room_channel(tenant_id, room_id))
@@ -200,15 +206,29 @@ class Hub:
     async def _presence(self, fan: RoomFanout, sub: Subscriber, delta: int) -> int:
         if not sub.counts_for_presence:
             return await self._online(fan)
-        mine, online = await self.broker.presence_change(fan.channel, sub.username, delta)
+        mine, online = await self._presence_change(fan.channel, sub.username, delta)
         if (delta > 0 and mine == 1) or (delta < 0 and mine == 0):
             frame = encode({"type": "presence", "room": fan.name, "user": sub.username,
                             "event": "join" if delta > 0 else "leave", "online": online})
-            await self.broker.publish(fan.channel, events.simple_event(events.PRESENCE, frame))
+            with contextlib.suppress(Exception):
+                await self.broker.publish(fan.channel,
+                                          events.simple_event(events.PRESENCE, frame))
         return online
 
+    async def _presence_change(self, key: str, user: str, delta: int) -> tuple[int, int]:
+        """Presence is advisory: while the broker is away, sockets work without it
+        (and the broker rewrites this worker's presence when it is back)."""
+        try:
+            return await self.broker.presence_change(key, user, delta)
+        except Exception as exc:
+            log.warning("presence unavailable: %s", exc)
+            return 0, 0
+
     async def _online(self, fan: RoomFanout) -> int:
-        return len(await self.broker.presence(fan.channel))
+        try:
+            return len(await self.broker.presence(fan.channel))
+        except Exception:
+            return 0
 
     # broker -> sockets -----------------------------------------------------------
     def on_broker_message(self, channel: str, payload: str) -> None:

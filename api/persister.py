@@ -56,7 +56,7 @@ class Draft:
         return (self.sender_id, self.client_msg_id)
 
 
-Publish = Callable[[Stored], Awaitable[None]]
+Publish = Callable[[list[Stored]], Awaitable[None]]
 
 
 class Persister:
@@ -145,12 +145,11 @@ class Persister:
             if result[1]:
                 created.append(result[0])
         metrics.MESSAGES_IN.inc(len(created))
-        for stored in created:  # commit order == seq order within each room
-            try:
-                await self._publish(stored)
-            except Exception as exc:  # stored is stored: clients recover it with `since`
-                log.warning("publish of %s/%d failed: %s", stored.message.room,
-                            stored.message.seq, exc)
+        if created:
+            try:  # in commit order, which is seq order within each room
+                await self._publish(created)
+            except Exception as exc:  # stored is stored: hubs catch up from Postgres
+                log.warning("publishing %d stored messages failed: %s", len(created), exc)
 
     @staticmethod
     def _fail(batch: list[Draft], exc: Exception) -> None:

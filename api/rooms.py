@@ -127,9 +127,10 @@ class RoomService:
             tenant_id=p.tenant_id, room_id=room.id, room=room.name, sender_id=p.user_id,
             sender=p.username, body=text, client_msg_id=client_msg_id)
 
-    async def publish(self, stored: Stored) -> None:
-        await self.broker.publish(room_channel(stored.tenant_id, stored.room_id),
-                                  events.message_event(stored.message.seq, stored.frame))
+    async def publish(self, batch: list[Stored]) -> None:
+        await self.broker.publish_many([
+            (room_channel(s.tenant_id, s.room_id), events.message_event(s.message.seq, s.frame))
+            for s in batch])
 
     # HistoryLoader, for the hub ------------------------------------------------------
     async def last_seq(self, tenant_id: int, room_id: int) -> int:

@@ -7,17 +7,19 @@ per tenant for broadcasts and revocations; payloads are opaque strings to the br
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 Handler = Callable[[str, str], None]
+Reconnected = Callable[[], Awaitable[None]]
 
 
 class Broker(ABC):
     name = "broker"
 
     @abstractmethod
-    async def start(self, handler: Handler) -> None:
-        """Begin delivering messages of subscribed channels to `handler(channel, payload)`."""
+    async def start(self, handler: Handler, on_reconnect: Reconnected | None = None) -> None:
+        """Begin delivering messages of subscribed channels to `handler(channel, payload)`.
+        `on_reconnect` runs after a lost connection is back (messages may have been missed)."""
 
     @abstractmethod
     async def stop(self) -> None: ...
@@ -30,6 +32,11 @@ class Broker(ABC):
 
     @abstractmethod
     async def publish(self, channel: str, payload: str) -> None: ...
+
+    async def publish_many(self, items: list[tuple[str, str]]) -> None:
+        """Publish in order; a broker may send them in one round trip."""
+        for channel, payload in items:
+            await self.publish(channel, payload)
 
     @abstractmethod
     async def presence_change(self, key: str, user: str, delta: int) -> tuple[int, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from api.broker.base import Broker, Handler
+from api.broker.base import Broker, Handler, Reconnected
 
 
 class MemoryBroker(Broker):
@@ -15,7 +15,7 @@ class MemoryBroker(Broker):
         self._channels: set[str] = set()
         self._presence: defaultdict[str, Counter[str]] = defaultdict(Counter)
 
-    async def start(self, handler: Handler) -> None:
+    async def start(self, handler: Handler, on_reconnect: Reconnected | None = None) -> None:
         self._handler = handler
 
     async def stop(self) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from api import events
-from api.broker.base import Broker, Handler
+from api.broker.base import Broker, Handler, Reconnected
 
 log = logging.getLogger("switchboard.relay")
 CHANNEL = "switchboard_relay"
@@ -35,7 +35,7 @@ class RelayPublisher(Broker):
     def __init__(self, notify: Notify) -> None:
         self._notify = notify
 
-    async def start(self, handler: Handler) -> None:
+    async def start(self, handler: Handler, on_reconnect: Reconnected | None = None) -> None:
         return None
 
     async def stop(self) -> None:
