@@ -6,6 +6,7 @@ the WebSocket renders the same error as an `error` frame with the same code.
 
 from __future__ import annotations
 
+import logging
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -138,6 +139,21 @@ class Unavailable(APIError):
     status, code, detail = 503, "unavailable", "a backing service is unavailable; retry"
 
 
+def infrastructure_error(exc: BaseException) -> APIError | None:
+    """Postgres or Redis is unreachable: a 503 / `unavailable` the client can retry,
+    never a 500. Errors that mean a bug (constraint, syntax) are not mapped."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy import exc as sa
+
+    if isinstance(exc, sa.IntegrityError | sa.DataError | sa.ProgrammingError):
+        return None
+    if isinstance(exc, sa.DBAPIError | sa.TimeoutError | sa.DisconnectionError | OSError |
+                  RedisConnectionError | RedisTimeoutError):
+        return Unavailable()
+    return None
+
+
 def error_response(status: int, code: str, detail: str, **kw: Any) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, **kw)
 
@@ -164,6 +180,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "validation_error", _describe_validation(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        mapped = infrastructure_error(exc)
+        if mapped is not None:
+            return JSONResponse(mapped.body(), status_code=mapped.status)
+        logging.getLogger("switchboard").error("unhandled error", exc_info=exc)
+        return error_response(500, "internal", "the server failed; this is a bug")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

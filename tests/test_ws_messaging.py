@@ -115,7 +115,7 @@ def test_join_reports_last_seq_and_online(server: LiveServer, factory: Factory) 
         for i in range(3):
             client.post("/rooms/general/messages", headers=alice.headers, json={"body": str(i)})
     with joined(server, alice) as a:
-        ws = server.ws(f"/ws?token={bob.access_token}").__enter__()
+        ws = server.ws(f"/ws?token={bob.access_token}", legacy=True)
         recv(ws)
         send(ws, type="join", room="general")
         frame = recv(ws)

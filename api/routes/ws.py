@@ -13,7 +13,15 @@ from pydantic import ValidationError
 from api import metrics
 from api.auth import ClientGone, WsAuthFailed, authenticate_websocket, close_reason
 from api.connection import Connection
-from api.errors import APIError, CloseCode, CloseReason, InvalidToken, LimitExceeded, NotJoined
+from api.errors import (
+    APIError,
+    CloseCode,
+    CloseReason,
+    InvalidToken,
+    LimitExceeded,
+    NotJoined,
+    infrastructure_error,
+)
 from api.schemas import (
     AuthFrame,
     ClientFrame,
@@ -150,7 +158,11 @@ class FrameHandler:
                 await self.on_auth(frame)
         except APIError as exc:
             self.error(exc.code, exc.detail, frame.ref, **exc.extra)
-        except Exception:
+        except Exception as exc:
+            mapped = infrastructure_error(exc)
+            if mapped is not None:
+                self.error(mapped.code, mapped.detail, frame.ref)
+                return
             log.exception("frame %s failed", type(frame).__name__)
             self.error("internal", "the server failed to handle this frame", frame.ref)
 
