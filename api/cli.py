@@ -8,6 +8,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -182,6 +183,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
                        "(e.g. redis://127.0.0.1:6379/0). Without it, run one worker.")
     settings = ensure_database(settings)
     run_migrations(settings)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = (settings.server.data_dir / "metrics").resolve()
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # must be empty at each start
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
     if args.demo:

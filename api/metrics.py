@@ -1,10 +1,21 @@
-"""Prometheus collectors, module-level so every part of the process counts into one registry."""
+"""Prometheus collectors, module-level so every part of the process counts into one registry.
+With `serve --workers N`, PROMETHEUS_MULTIPROC_DIR is set and /metrics sums every worker."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
 
-CONNECTIONS = Gauge("switchboard_connections", "Open authenticated WebSocket connections")
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+CONNECTIONS = Gauge("switchboard_connections", "Open authenticated WebSocket connections",
+                    multiprocess_mode="livesum")
 MESSAGES_IN = Counter("switchboard_messages_in_total", "Messages accepted and stored")
 MESSAGES_OUT = Counter("switchboard_messages_out_total", "Frames queued to subscribers")
 PERSIST_LATENCY = Histogram(
@@ -21,3 +32,11 @@ SLOW_CONSUMERS = Counter(
 )
 GAP_FILLS = Counter("switchboard_gap_fills_total", "Out-of-order seqs repaired from Postgres")
 BROKER_RECONNECTS = Counter("switchboard_broker_reconnects_total", "Broker reconnections")
+
+
+def exposition() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()

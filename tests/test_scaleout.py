@@ -353,9 +353,17 @@ def test_serve_with_several_workers(database_url: str, redis_server: RedisProces
     worker = Worker(database_url, redis_server.url, tmp_path).start("--workers", "2")
     try:
         people = team(factory, "alice")
-        for _ in range(4):  # whichever process answers, it is the same server
+        for i in range(6):  # whichever process answers, it is the same server
             ws = open_ws(worker, people["alice"])
+            ws.send(json.dumps({"type": "send", "room": "general", "body": str(i)}))
+            while json.loads(ws.recv(timeout=5))["type"] != "ack":
+                pass
             ws.close()
         assert httpx.get(f"{worker.base_url}/readyz").json()["broker"] == "ok"
+        for _ in range(4):  # every worker's /metrics counts all of them
+            text = httpx.get(f"{worker.base_url}/metrics").text
+            line = next(x for x in text.splitlines()
+                        if x.startswith("switchboard_messages_in_total "))
+            assert float(line.split()[1]) == 6
     finally:
         worker.stop()
