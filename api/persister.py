@@ -86,15 +86,19 @@ class Persister:
                 await self._task
         self._task = None
 
-    async def submit(self, *, tenant_id: int, room_id: int, room: str, sender_id: int | None,
-                     sender: str, body: str, kind: str = "user",
-                     client_msg_id: str | None = None) -> tuple[Stored, bool]:
-        """Store one message; returns (stored, created). created is False for a retry of a
-        client_msg_id already stored, which returns the original."""
+    def enqueue(self, *, tenant_id: int, room_id: int, room: str, sender_id: int | None,
+                sender: str, body: str, kind: str = "user",
+                client_msg_id: str | None = None) -> asyncio.Future[tuple[Stored, bool]]:
+        """Queue one message; the future gives (stored, created) after the commit. created is
+        False for a retry of a client_msg_id already stored, which returns the original.
+        Futures resolve in queue order."""
         future: asyncio.Future[tuple[Stored, bool]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(Draft(tenant_id, room_id, room, sender_id, sender, body, kind,
                                      client_msg_id, future))
-        return await future
+        return future
+
+    async def submit(self, **draft: Any) -> tuple[Stored, bool]:
+        return await self.enqueue(**draft)
 
     def _drain(self, batch: list[Draft]) -> tuple[list[Draft], bool]:
         """More of what is queued, up to batch_max; and whether the stop mark was reached."""

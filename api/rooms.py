@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from sqlalchemy.exc import IntegrityError
@@ -118,14 +119,19 @@ class RoomService:
         if wait > 0:
             raise RateLimited(wait, "too many messages; slow down")
 
-    async def post(self, p: Principal, room: RoomRow, body: object,
-                   client_msg_id: str | None) -> tuple[Stored, bool]:
-        """Validate, rate-limit and store one user message; (stored, created)."""
+    def enqueue_post(self, p: Principal, room: RoomRow, body: object,
+                     client_msg_id: str | None) -> asyncio.Future[tuple[Stored, bool]]:
+        """Validate and rate-limit now (raising at once), store later: the future resolves
+        with (stored, created) after the commit."""
         text = self.check_body(body)
         self.check_rate(p)
-        return await self.persister.submit(
+        return self.persister.enqueue(
             tenant_id=p.tenant_id, room_id=room.id, room=room.name, sender_id=p.user_id,
             sender=p.username, body=text, client_msg_id=client_msg_id)
+
+    async def post(self, p: Principal, room: RoomRow, body: object,
+                   client_msg_id: str | None) -> tuple[Stored, bool]:
+        return await self.enqueue_post(p, room, body, client_msg_id)
 
     async def publish(self, batch: list[Stored]) -> None:
         await self.broker.publish_many([

@@ -38,6 +38,7 @@ from api.services import Services, get_services
 router = APIRouter()
 log = logging.getLogger("switchboard.ws")
 PONG = encode({"type": "pong"})
+MAX_INFLIGHT_SENDS = 256  # past this, stop reading the socket until commits catch up
 
 
 @router.websocket("/ws")
@@ -117,6 +118,8 @@ class FrameHandler:
         self.conn = conn
         self.s = services
         self.idle_timeout = services.settings.ws.idle_timeout or None
+        self.inflight = 0
+        self.drained = asyncio.Event()
 
     async def read_loop(self, auto_join: str | None) -> None:
         if auto_join is not None:
@@ -167,11 +170,35 @@ class FrameHandler:
             self.error("internal", "the server failed to handle this frame", frame.ref)
 
     async def on_send(self, frame: SendFrame) -> None:
+        """Validated now; stored by the persister while this socket goes on reading, so one
+        client's burst shares group commits. Acks follow in send order."""
         joined = self.conn.rooms.get(frame.room)
         if joined is None:
             raise NotJoined(f"join {frame.room!r} before sending to it")
-        stored, _ = await self.s.rooms.post(self.conn.principal, joined[0], frame.body,
-                                            frame.client_msg_id)
+        future = self.s.rooms.enqueue_post(self.conn.principal, joined[0], frame.body,
+                                           frame.client_msg_id)
+        self.inflight += 1
+        future.add_done_callback(lambda f: self.on_stored(frame, f))
+        if self.inflight >= MAX_INFLIGHT_SENDS:
+            self.drained.clear()
+            await self.drained.wait()
+
+    def on_stored(self, frame: SendFrame, future: asyncio.Future[Any]) -> None:
+        self.inflight -= 1
+        if self.inflight < MAX_INFLIGHT_SENDS:
+            self.drained.set()
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            mapped = exc if isinstance(exc, APIError) else infrastructure_error(exc)
+            if mapped is None:
+                log.error("send failed", exc_info=exc)
+                self.error("internal", "the server failed to store this message", frame.ref)
+            else:
+                self.error(mapped.code, mapped.detail, frame.ref)
+            return
+        stored = future.result()[0]
         ack: dict[str, Any] = {"type": "ack", "room": frame.room, "seq": stored.message.seq,
                                "client_msg_id": frame.client_msg_id}
         if frame.ref is not None:
