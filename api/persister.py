@@ -1,8 +1,9 @@
 """Batched, ordered writes of messages to Postgres (group commit).
 
 Whatever is queued while a commit is in flight goes into the next transaction together,
-so a busy server pays one commit for many messages. In each transaction: look up retried
-client_msg_ids, reserve each room's seqs with one row-locked UPDATE per room, insert the rows,
+so a busy server pays one commit for many messages. A batch is a few round trips however
+many rooms it touches (see repository.MessageStore): lock the rooms in id order, look up
+retried client_msg_ids, advance every room's last_seq and insert every row in one statement,
 commit. Only then are the senders answered and the messages published.
 """
 
@@ -12,17 +13,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import metrics
 from api.errors import Unavailable
-from api.repository import Database, MessageRow, Repository
+from api.repository import Database, MessageRow, MessageStore
 from api.schemas import message_frame
 
 log = logging.getLogger("switchboard.persister")
@@ -68,6 +70,8 @@ class Persister:
         self.batch_wait = batch_wait
         self._queue: asyncio.Queue[Draft | None] = asyncio.Queue()  # None: stop
         self._task: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None
+        self._store: MessageStore | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="persister")
@@ -85,6 +89,10 @@ class Persister:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = self._store = None
 
     def enqueue(self, *, tenant_id: int, room_id: int, room: str, sender_id: int | None,
                 sender: str, body: str, kind: str = "user",
@@ -128,15 +136,18 @@ class Persister:
             try:
                 results = await self._transaction(batch)
                 break
-            except IntegrityError:
-                # Another worker stored the same client_msg_id concurrently: the rollback
-                # undid our seq reservation, and the next attempt finds the stored row.
+            except (asyncpg.IntegrityConstraintViolationError,
+                    asyncpg.DeadlockDetectedError):
+                # Another worker stored the same client_msg_id (or locked rooms in another
+                # order) at the same moment: the rollback undid our seq reservation, and the
+                # next attempt finds the stored row.
                 if attempt == 2:
                     log.exception("persister batch kept conflicting")
                     self._fail(batch, Unavailable("could not store the message; retry"))
                     return
             except Exception as exc:
                 log.warning("persister batch of %d failed: %s", len(batch), exc)
+                await self._drop_writer()
                 self._fail(batch, Unavailable("the database is unavailable; retry"))
                 return
         metrics.PERSIST_LATENCY.observe(time.perf_counter() - started)
@@ -161,33 +172,56 @@ class Persister:
             if not draft.future.done():
                 draft.future.set_exception(exc)
 
+    async def _writer(self) -> MessageStore:
+        """One pooled connection kept for writing; replaced after any failure."""
+        if self._store is None:
+            self._conn = await self.db.engine.connect()
+            raw = await self._conn.get_raw_connection()
+            self._store = MessageStore(raw.driver_connection)
+        return self._store
+
+    async def _drop_writer(self) -> None:
+        conn, self._conn, self._store = self._conn, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
     async def _transaction(self, batch: list[Draft]) -> dict[int, tuple[Stored, bool]]:
         by_tenant: defaultdict[int, list[Draft]] = defaultdict(list)
         for draft in batch:
             by_tenant[draft.tenant_id].append(draft)
         results: dict[int, tuple[Stored, bool]] = {}
         now = datetime.now(UTC)
-        async with self.db.tx() as repo:
+        store = await self._writer()
+        await store.begin()
+        try:
             for tenant_id, drafts in by_tenant.items():
-                await repo.set_tenant(tenant_id)
-                results.update(await self._store_tenant(repo, tenant_id, drafts, now))
+                await store.lock_rooms(tenant_id, [d.room_id for d in drafts])
+                results.update(await self._store_tenant(store, tenant_id, drafts, now))
+            await store.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await store.rollback()
+            raise
         return results
 
-    async def _store_tenant(self, repo: Repository, tenant_id: int, drafts: list[Draft],
+    async def _store_tenant(self, store: MessageStore, tenant_id: int, drafts: list[Draft],
                             now: datetime) -> dict[int, tuple[Stored, bool]]:
         results: dict[int, tuple[Stored, bool]] = {}
         keys = [k for d in drafts if (k := d.idempotency_key) is not None]
-        existing = await repo.messages_by_client_ids(tenant_id, keys)
+        existing = await store.existing(tenant_id, keys) if keys else {}
         fresh: list[Draft] = []
         first_with_key: dict[tuple[int, str], Draft] = {}
         repeats: list[tuple[Draft, Draft]] = []
         for draft in drafts:
             key = draft.idempotency_key
             if key is not None and key in existing:
-                room_name, row = existing[key]
-                message = MessageRow(room_name, row.seq, row.sender, row.body, row.created_at,
-                                     row.kind, row.client_msg_id)
-                results[id(draft)] = (Stored(tenant_id, row.room_id, message,
+                row = existing[key]
+                message = MessageRow(row["room_name"], row["seq"], row["sender"], row["body"],
+                                     row["created_at"], row["kind"], row["client_msg_id"])
+                results[id(draft)] = (Stored(tenant_id, row["room_id"], message,
                                              message_frame(message)), False)
             elif key is not None and key in first_with_key:
                 repeats.append((draft, first_with_key[key]))
@@ -196,8 +230,10 @@ class Persister:
                 if key is not None:
                     first_with_key[key] = draft
         if fresh:
-            next_seq = await repo.reserve_seqs(tenant_id, Counter(d.room_id for d in fresh))
-            rows: list[dict[str, Any]] = []
+            base = await store.append(tenant_id, [
+                (d.room_id, d.sender_id, d.sender, d.body, d.kind, d.client_msg_id)
+                for d in fresh], now)
+            next_seq = {room_id: seq + 1 for room_id, seq in base.items()}
             for draft in fresh:
                 seq = next_seq[draft.room_id]
                 next_seq[draft.room_id] = seq + 1
@@ -205,11 +241,6 @@ class Persister:
                                      draft.client_msg_id)
                 results[id(draft)] = (Stored(tenant_id, draft.room_id, message,
                                              message_frame(message)), True)
-                rows.append({"tenant_id": tenant_id, "room_id": draft.room_id, "seq": seq,
-                             "sender_id": draft.sender_id, "sender": draft.sender,
-                             "body": draft.body, "kind": draft.kind,
-                             "client_msg_id": draft.client_msg_id, "created_at": now})
-            await repo.insert_messages(rows)
         for draft, original in repeats:
             results[id(draft)] = (results[id(original)][0], False)
         return results
