@@ -225,8 +225,7 @@ class AuthService:
         return _principal(view, int(time.time()) + self.settings.auth.access_ttl_seconds)
 
     async def _live_session(self, tenant_id: int, session_id: uuid.UUID) -> SessionView:
-        async with self.db.tx(tenant_id) as repo:
-            view = await repo.session_view(tenant_id, session_id)
+        view = await self.db.session_view(tenant_id, session_id)
         if view is None:
             raise InvalidToken()
         if not view.live:

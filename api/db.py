@@ -42,7 +42,8 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     options: dict[str, Any] = {
         "pool_size": settings.database.pool_size,
         "max_overflow": settings.database.max_overflow,
-        "pool_pre_ping": True,
+        # No pre-ping: it costs a round trip per checkout. After a Postgres restart the
+        # first failing query invalidates the whole pool (that request gets a 503).
         "connect_args": {"server_settings": server_settings},
     }
     options.update(overrides)

@@ -575,6 +575,16 @@ class Database:
             raw = await conn.get_raw_connection()
             yield raw.driver_connection
 
+    async def session_view(self, tenant_id: int, session_id: uuid.UUID) -> SessionView | None:
+        """The session check behind every request and socket: one round trip."""
+        async with self.raw() as conn:
+            row = await conn.fetchrow("SELECT * FROM switchboard_session_view($1, $2)",
+                                      tenant_id, session_id)
+        if row is None:
+            return None
+        return SessionView(row["id"], row["tenant_id"], row["slug"], row["uid"],
+                           row["username"], row["role"], bool(row["live"]))
+
     async def notify(self, channel: str, payload: str) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(select(func.pg_notify(channel, payload)))

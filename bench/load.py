@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.protocols import PROTOCOLS
 from bench.servers import raise_fd_limit
-from bench.wsload import RawSocket, pump
+from bench.wsload import RawSocket, encode_frame, pump
 
 CTX = mp.get_context("fork")
 BUCKET = 0.1  # seconds per count bucket
@@ -18,10 +18,26 @@ HARD_STOP = 600.0  # no load process outlives this, whatever happens
 
 
 def _connect(proto_name: str, port: int, room: str, token: str) -> RawSocket:
+    return connect_many(proto_name, port, room, [token])[0]
+
+
+def connect_many(proto_name: str, port: int, room: str | None, tokens: list[str],
+                 wave: int = 200) -> list[RawSocket]:
+    """Open sockets a wave at a time: every handshake and open frame of a wave is sent
+    before any answer is awaited, so connecting costs the server's time, not round trips."""
     proto = PROTOCOLS[proto_name]
-    ws = RawSocket("127.0.0.1", port, proto.path(room, token))
-    proto.setup(ws, room)
-    return ws
+    out: list[RawSocket] = []
+    for start in range(0, len(tokens), wave):
+        batch = [RawSocket("127.0.0.1", port, proto.path(room or "idle", token), wait=False)
+                 for token in tokens[start:start + wave]]
+        for ws in batch:
+            ws.finish_handshake()
+            for frame in proto.open_frames(room):
+                ws.send_text(frame)
+        for ws in batch:
+            proto.wait_ready(ws, room)
+        out += batch
+    return out
 
 
 def _body(size: int, stamp: float, tag: str = "") -> str:
@@ -40,12 +56,24 @@ def _stamp(payload: bytes) -> float | None:
         return None
 
 
+def answer_pings(sockets: list[RawSocket]) -> None:
+    """One non-blocking pass over open sockets, answering any ping that is waiting."""
+    for ws in sockets:
+        if ws.closed:
+            continue
+        ws.sock.setblocking(False)
+        if ws.read_some():
+            for opcode, payload in ws.frames():
+                if opcode == 9:
+                    ws.sock.sendall(encode_frame(payload, opcode=10))
+
+
 def subscribers(proto_name: str, port: int, room: str, tokens: list[str], latency: bool,
                 ready: Any, results: Any, stop: Any) -> None:
     """Hold sockets in `room`; count message frames per time bucket (and latencies)."""
     raise_fd_limit()
     proto = PROTOCOLS[proto_name]
-    sockets = [_connect(proto_name, port, room, t) for t in tokens]
+    sockets = connect_many(proto_name, port, room, tokens)
     ready.put(len(sockets))
     buckets: dict[int, int] = {}
     lat: list[float] = []
@@ -120,8 +148,8 @@ def senders(proto_name: str, port: int, assignments: list[tuple[str, str, str]],
     raise_fd_limit()
     proto = PROTOCOLS[proto_name]
     sockets = []
-    for room, token, tag in assignments:
-        ws = _connect(proto_name, port, room, token)
+    for room, token, tag in assignments:  # one room per socket: connect them room by room
+        ws = connect_many(proto_name, port, room, [token])[0]
         ws.room, ws.tag = room, tag.encode()  # type: ignore[attr-defined]
         sockets.append(ws)
     ready.put(len(sockets))
@@ -156,19 +184,14 @@ def idlers(proto_name: str, port: int, tokens: list[str], ready: Any, results: A
            stop: Any) -> None:
     """Open authenticated sockets and keep them open (answering pings); report closes."""
     raise_fd_limit()
-    proto = PROTOCOLS[proto_name]
-    sockets = []
+    sockets: list[RawSocket] = []
     failed = 0
-    for token in tokens:
+    for start in range(0, len(tokens), 200):
         try:
-            ws = RawSocket("127.0.0.1", port, proto.path("idle", token))
-            if proto_name == "switchboard":
-                ws.wait_for(lambda p: p.startswith(b'{"type":"ready"'))
-            elif proto_name == "socketio":
-                ws.wait_for(lambda p: p.startswith(b"0{"))
-            sockets.append(ws)
+            sockets += connect_many(proto_name, port, None, tokens[start:start + 200])
         except Exception:
-            failed += 1
+            failed += len(tokens[start:start + 200])
+        answer_pings(sockets)  # a real client keeps its open sockets alive meanwhile
     ready.put(len(sockets))
     closes = 0
 
@@ -179,7 +202,7 @@ def idlers(proto_name: str, port: int, tokens: list[str], ready: Any, results: A
 
     started = time.monotonic()
     pump(sockets, on_frame, lambda: stop.is_set() or time.monotonic() - started > HARD_STOP)
-    open_at_end = sum(1 for ws in sockets if not ws.closed) - closes
+    open_at_end = sum(1 for ws in sockets if not ws.closed)
     for ws in sockets:
         ws.close()
     results.put({"opened": len(sockets), "failed": failed, "closes": closes,

@@ -16,8 +16,18 @@ class Protocol:
     def path(self, room: str, token: str) -> str:
         return "/ws"
 
-    def setup(self, ws: RawSocket, room: str) -> None:
+    def open_frames(self, room: str | None) -> list[str]:
+        """Frames sent right after the handshake (joining `room`, if any)."""
+        return []
+
+    def wait_ready(self, ws: RawSocket, room: str | None) -> None:
+        """Block until the server has answered the open frames."""
         return None
+
+    def setup(self, ws: RawSocket, room: str | None) -> None:
+        for frame in self.open_frames(room):
+            ws.send_text(frame)
+        self.wait_ready(ws, room)
 
     def is_message(self, payload: bytes) -> bool:
         return True
@@ -38,10 +48,13 @@ class Switchboard(Protocol):
     def path(self, room: str, token: str) -> str:
         return f"/ws?token={token}"
 
-    def setup(self, ws: RawSocket, room: str) -> None:
+    def open_frames(self, room: str | None) -> list[str]:
+        return [json.dumps({"type": "join", "room": room})] if room else []
+
+    def wait_ready(self, ws: RawSocket, room: str | None) -> None:
         ws.wait_for(lambda p: p.startswith(b'{"type":"ready"'))
-        ws.send_text(json.dumps({"type": "join", "room": room}))
-        ws.wait_for(lambda p: p.startswith(b'{"type":"joined"'))
+        if room:
+            ws.wait_for(lambda p: p.startswith(b'{"type":"joined"'))
 
     def is_message(self, payload: bytes) -> bool:
         return payload.startswith(b'{"type":"message"')
@@ -71,12 +84,14 @@ class SocketIO(Protocol):
     def path(self, room: str, token: str) -> str:
         return "/socket.io/?EIO=4&transport=websocket"
 
-    def setup(self, ws: RawSocket, room: str) -> None:
+    def open_frames(self, room: str | None) -> list[str]:
+        return ["40", "42" + json.dumps(["join", room])] if room else ["40"]
+
+    def wait_ready(self, ws: RawSocket, room: str | None) -> None:
         ws.wait_for(lambda p: p.startswith(b"0{"))
-        ws.send_text("40")
         ws.wait_for(lambda p: p.startswith(b"40"))
-        ws.send_text(json.dumps(["join", room]).join(("42", "")))
-        ws.wait_for(lambda p: p.startswith(b'42["joined"'))
+        if room:
+            ws.wait_for(lambda p: p.startswith(b'42["joined"'))
 
     def is_message(self, payload: bytes) -> bool:
         return payload.startswith(b'42["message"')

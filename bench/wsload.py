@@ -23,7 +23,7 @@ class Handshake(Exception):
 
 class RawSocket:
     def __init__(self, host: str, port: int, path: str, headers: dict[str, str] | None = None,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, wait: bool = True) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -32,6 +32,12 @@ class RawSocket:
                  "Sec-WebSocket-Version: 13"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.buffer = b""
+        self.closed = False
+        if wait:
+            self.finish_handshake()
+
+    def finish_handshake(self) -> None:
         response = b""
         while b"\r\n\r\n" not in response:
             chunk = self.sock.recv(4096)
@@ -41,7 +47,6 @@ class RawSocket:
         head, _, self.buffer = response.partition(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 101"):
             raise Handshake(head.split(b"\r\n", 1)[0].decode(errors="replace"))
-        self.closed = False
 
     def send_text(self, text: str) -> None:
         self.sock.sendall(encode_frame(text.encode()))

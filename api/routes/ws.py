@@ -75,21 +75,11 @@ async def serve_socket(ws: WebSocket, auto_join: str | None) -> None:
     metrics.CONNECTIONS.inc()
     conn.set_principal(principal)
     conn.push(0, encode(conn.ready_frame()))
-    session = FrameHandler(conn, services)
-    tasks = [asyncio.ensure_future(conn.write_loop()),
-             asyncio.ensure_future(session.read_loop(auto_join)),
-             asyncio.ensure_future(conn.closed.wait())]
+    conn.start_writer()
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await FrameHandler(conn, services).read_loop(auto_join)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        conn.cancel_timers()
-        if conn.closing is not None:
-            await close(ws, *conn.closing)
+        conn.finish()
         metrics.CONNECTIONS.dec()
         await services.hub.unregister(conn)
 
@@ -112,14 +102,17 @@ def describe_invalid(exc: ValidationError) -> tuple[str, str]:
 
 
 class FrameHandler:
-    """Reads and answers the frames of one authenticated socket, in order."""
+    """Reads and answers the frames of one authenticated socket, in order. It runs in the
+    socket's own ASGI task and returns when the socket ends (a close_soon ends it too)."""
+
+    __slots__ = ("conn", "drained", "idle_timeout", "inflight", "s")
 
     def __init__(self, conn: Connection, services: Services) -> None:
         self.conn = conn
         self.s = services
         self.idle_timeout = services.settings.ws.idle_timeout or None
         self.inflight = 0
-        self.drained = asyncio.Event()
+        self.drained: asyncio.Event | None = None  # made when a socket first has too many
 
     async def read_loop(self, auto_join: str | None) -> None:
         if auto_join is not None:
@@ -127,10 +120,13 @@ class FrameHandler:
         receive = self.conn.ws.receive
         while True:
             try:
-                message = await asyncio.wait_for(receive(), self.idle_timeout)
+                if self.idle_timeout is None:
+                    message = await receive()
+                else:
+                    message = await asyncio.wait_for(receive(), self.idle_timeout)
             except TimeoutError:
                 self.conn.close_soon(CloseCode.NORMAL, CloseReason.IDLE)
-                return
+                continue  # the close frame is on its way; the disconnect ends the loop
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
@@ -180,12 +176,13 @@ class FrameHandler:
         self.inflight += 1
         future.add_done_callback(lambda f: self.on_stored(frame, f))
         if self.inflight >= MAX_INFLIGHT_SENDS:
+            self.drained = self.drained or asyncio.Event()
             self.drained.clear()
             await self.drained.wait()
 
     def on_stored(self, frame: SendFrame, future: asyncio.Future[Any]) -> None:
         self.inflight -= 1
-        if self.inflight < MAX_INFLIGHT_SENDS:
+        if self.drained is not None and self.inflight < MAX_INFLIGHT_SENDS:
             self.drained.set()
         if future.cancelled():
             return
