@@ -26,10 +26,19 @@ from api.errors import (
     RateLimited,
     Revoked,
     Unauthorized,
+    Unavailable,
     UserNotFound,
 )
 from api.repository import Database, Repository, SessionView, UserRow
-from api.security import OpaqueToken, PasswordHasher, TokenCodec, TokenError, digest, same_digest
+from api.security import (
+    HashingBusy,
+    OpaqueToken,
+    PasswordHasher,
+    TokenCodec,
+    TokenError,
+    digest,
+    same_digest,
+)
 from api.settings import Settings
 
 SESSION_COOKIE = "session"
@@ -112,17 +121,22 @@ class AuthService:
         limits = self.settings.limits
         keys = [f"user:{tenant}/{username}", f"addr:{address}"]
         window = limits.login_window_seconds
-        async with self.db.tx() as repo:
+        user = None
+        async with self.db.tx() as repo:  # one transaction: throttle, tenant, then its user
             wait = await repo.throttle_retry_after(
                 keys, [limits.login_failures_per_user, limits.login_failures_per_address], window)
-            tenant_id = await repo.tenant_id_by_slug(tenant)
+            tenant_id = await repo.tenant_id_by_slug(tenant) if wait <= 0 else None
+            if tenant_id is not None:
+                await repo.set_tenant(tenant_id)
+                user = await repo.user_by_name(tenant_id, username)
         if wait > 0:
             raise RateLimited(wait, "too many failed logins; try again later")
-        user = None
-        if tenant_id is not None:
-            async with self.db.tx(tenant_id) as repo:
-                user = await repo.user_by_name(tenant_id, username)
-        ok, new_hash = await self.hasher.verify(password, user.password_hash if user else None)
+        try:
+            ok, new_hash = await self.hasher.verify(password,
+                                                    user.password_hash if user else None)
+        except HashingBusy as exc:
+            raise Unavailable("too many logins in progress; retry shortly",
+                              headers={"Retry-After": "1"}) from exc
         if user is None or not ok or user.disabled:
             async with self.db.tx() as repo:
                 await repo.record_login_failure(keys, window)
@@ -234,15 +248,21 @@ class AuthService:
 
 
 # HTTP -------------------------------------------------------------------------
-def get_auth(request: Request) -> AuthService:
+def _auth(request: Request) -> AuthService:
     auth: AuthService = request.app.state.services.auth
     return auth
+
+
+async def get_auth(request: Request) -> AuthService:
+    """A dependency. `async` on purpose: FastAPI runs plain `def` dependencies on a thread
+    pool, which would cost every request a thread hop."""
+    return _auth(request)
 
 
 async def current_principal(request: Request) -> Principal:
     """Bearer token first; else the session cookie, which must come from an allowed Origin
     for unsafe methods (CSRF)."""
-    auth = get_auth(request)
+    auth = _auth(request)
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")

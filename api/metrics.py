@@ -32,6 +32,23 @@ SLOW_CONSUMERS = Counter(
 )
 GAP_FILLS = Counter("switchboard_gap_fills_total", "Out-of-order seqs repaired from Postgres")
 BROKER_RECONNECTS = Counter("switchboard_broker_reconnects_total", "Broker reconnections")
+LOOP_LAG = Histogram(
+    "switchboard_event_loop_lag_seconds", "How late the event loop runs a 10 ms timer",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25,
+             0.5, 1, 2.5),
+)
+
+
+async def watch_loop_lag(interval: float = 0.01) -> None:
+    """Sleep `interval` forever and record how late each wake-up is: anything that holds
+    the event loop (a blocking call, too much CPU) shows here before users feel it."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + interval
+        await asyncio.sleep(interval)
+        LOOP_LAG.observe(max(loop.time() - due, 0.0))
 
 
 def exposition() -> bytes:

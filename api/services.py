@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
-from api import events
+from api import events, metrics
 from api.auth import AuthService
 from api.broadcasts import BroadcastService
 from api.broker import Broker, create_broker, tenant_channel
@@ -29,6 +30,7 @@ class Services:
     hub: Hub
     broadcasts: BroadcastService
     relay: RelayListener | None = field(default=None)
+    lag_watch: asyncio.Task[None] | None = field(default=None)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -61,13 +63,17 @@ class Services:
         self.rooms.persister.start()
         if self.relay is not None:
             self.relay.start()
+        self.lag_watch = asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag")
 
     async def stop(self) -> None:
+        if self.lag_watch is not None:
+            self.lag_watch.cancel()
         if self.relay is not None:
             await self.relay.stop()
         await self.rooms.persister.stop()
         await self.broker.stop()
         await self.db.dispose()
+        self.auth.hasher.close()
 
 
 def get_services(conn: HTTPConnection) -> Services:

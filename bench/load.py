@@ -227,15 +227,33 @@ def pinger(port: int, token: str, interval: float, results: Any, stop: Any) -> N
 
 
 def login_loop(port: int, usernames: list[str], rate: float, results: Any, stop: Any) -> None:
-    """`rate` logins per second, spread evenly, each on its own thread so a slow answer
-    does not slow the rate."""
+    """`rate` logins per second, spread evenly, on a few threads with keep-alive clients so
+    a slow answer does not slow the rate (a refused login is counted, not retried)."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from bench.servers import login
+    import httpx
 
+    from bench.servers import PASSWORD
+
+    local = threading.local()
     done: list[float] = []
+    refused = 0
+
+    def login(name: str) -> None:
+        nonlocal refused
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                                                 timeout=60)
+        r = client.post("/auth/login", json={"tenant": "bench-login", "username": name,
+                                             "password": PASSWORD})
+        if r.status_code != 200:
+            refused += 1
+            raise RuntimeError(r.status_code)
+
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=64) as pool:
+    with ThreadPoolExecutor(max_workers=16) as pool:
         i = 0
         while not stop.is_set() and time.monotonic() - started < HARD_STOP:
             due = started + i / rate
@@ -243,18 +261,41 @@ def login_loop(port: int, usernames: list[str], rate: float, results: Any, stop:
 
             def one(name: str = usernames[i % len(usernames)]) -> None:
                 t0 = time.monotonic()
-                login(port, name)
+                login(name)
                 done.append(time.monotonic() - t0)
 
             pool.submit(one)
             i += 1
-    results.put({"logins": len(done), "durations": done})
+    results.put({"logins": len(done), "durations": done, "refused": refused})
 
 
 def start(target: Any, *args: Any) -> Any:
-    proc = CTX.Process(target=target, args=args, daemon=True)
+    proc = CTX.Process(target=_reporting, args=(target, *args), daemon=True)
     proc.start()
     return proc
+
+
+def _reporting(target: Any, *args: Any) -> None:
+    """Run a load function; if it fails, say so on its queues instead of vanishing."""
+    try:
+        target(*args)
+    except BaseException as exc:
+        import traceback
+
+        message = {"error": f"{target.__name__}: {exc!r}",
+                   "trace": traceback.format_exc(limit=5)}
+        for arg in args:
+            if hasattr(arg, "put") and hasattr(arg, "get"):
+                arg.put(message)
+        raise
+
+
+def ready_count(ready: Any, timeout: float) -> int:
+    """A load process's ready report: its socket count, or its failure."""
+    item = ready.get(timeout=timeout)
+    if isinstance(item, dict) and "error" in item:
+        raise RuntimeError(f"{item['error']}\n{item.get('trace', '')}")
+    return int(item)
 
 
 def window_rate(buckets: list[dict[int, int]], t0: float, t1: float) -> float:

@@ -33,6 +33,7 @@ class RawSocket:
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         self.buffer = b""
+        self.pending: list[tuple[int, bytes]] = []  # parsed, not yet consumed by wait_for
         self.closed = False
         if wait:
             self.finish_handshake()
@@ -54,7 +55,7 @@ class RawSocket:
     def frames(self) -> list[tuple[int, bytes]]:
         """Take the complete frames out of the buffer: (opcode, payload)."""
         buf = self.buffer
-        out = []
+        out, self.pending = self.pending, []
         pos, end = 0, len(buf)
         while end - pos >= 2:
             b1 = buf[pos + 1] & 0x7F
@@ -95,8 +96,10 @@ class RawSocket:
         deadline = time.monotonic() + timeout
         self.sock.settimeout(timeout)
         while time.monotonic() < deadline:
-            for opcode, payload in self.frames():
+            frames = self.frames()
+            for i, (opcode, payload) in enumerate(frames):
                 if opcode == 1 and predicate(payload):
+                    self.pending = frames[i + 1:]  # keep what came after it
                     return payload
                 if opcode == 8:
                     raise Handshake(f"closed: {payload[:2].hex()} {payload[2:]!r}")

@@ -26,7 +26,7 @@ from api.services import get_services
 router = APIRouter(prefix="/rooms", tags=["rooms"])
 
 
-def get_rooms(request: Request) -> RoomService:
+async def get_rooms(request: Request) -> RoomService:  # async: no thread hop (see get_auth)
     return get_services(request).rooms
 
 
