@@ -186,13 +186,17 @@ def latency(ctx: Context) -> dict[str, Any]:
             if name == "switchboard":
                 tokens = switchboard_tokens(ctx, s, 10)
                 create_rooms(s.port, tokens[0], ["bench"])
-            out = run_fanout(s, name, tokens, n, rate, ctx, latency=True)
-            out["value"] = out["p99_ms"]
-            return out
+            def once() -> dict[str, Any]:
+                out = run_fanout(s, name, tokens, n, rate, ctx, latency=True)
+                out["value"] = out["p99_ms"]
+                return out
+
+            return median_of(ctx.p("runs"), once)
 
         out = with_server(server, work)
         values[name], resources[name] = out["p99_ms"], out["resources"]
-        detail[name] = {"p50_ms": round(out["p50_ms"], 2), "p99_ms": round(out["p99_ms"], 2)}
+        detail[name] = {"p50_ms": round(out["p50_ms"], 2), "p99_ms": round(out["p99_ms"], 2),
+                        "runs_p99_ms": out["runs"]}
     return result("latency", "ms (p99 publish-to-receive)", values,
                   {"subscribers": n, "publish_rate": rate}, resources, detail=detail)
 
