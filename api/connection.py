@@ -145,9 +145,12 @@ class Connection:
     async def _write_loop(self) -> None:
         send = self.ws.send
         get = self.queue.get
+        # One message dict for the socket's life: the server consumes it before send()
+        # returns, and an allocation per delivery is what makes the garbage collector run.
+        message: dict[str, Any] = {"type": "websocket.send", "text": ""}
         while True:
-            text = await get()
-            await send({"type": "websocket.send", "text": text})
+            message["text"] = await get()
+            await send(message)
 
     def ready_frame(self) -> dict[str, Any]:
         p = self.principal

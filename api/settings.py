@@ -27,6 +27,7 @@ class ServerSettings(BaseModel):
     port: int = 8000
     data_dir: Path = Path("./.switchboard")
     access_log: bool = True
+    gc_threshold: list[int] = Field(default_factory=lambda: [50_000, 50, 100])
 
 
 class DatabaseSettings(BaseModel):

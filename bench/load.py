@@ -76,7 +76,7 @@ def subscribers(proto_name: str, port: int, room: str, tokens: list[str], latenc
     sockets = connect_many(proto_name, port, room, tokens)
     ready.put(len(sockets))
     buckets: dict[int, int] = {}
-    lat: list[float] = []
+    lat: list[tuple[float, float]] = []  # (received at, latency): the parent keeps its window
     closes = 0
     started = time.monotonic()
 
@@ -90,7 +90,7 @@ def subscribers(proto_name: str, port: int, room: str, tokens: list[str], latenc
                 if latency:
                     sent = _stamp(payload)
                     if sent is not None:
-                        lat.append(now - sent)
+                        lat.append((now, now - sent))
             else:
                 answer = proto.reply(payload)
                 if answer is not None:

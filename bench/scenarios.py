@@ -145,7 +145,7 @@ def run_fanout(server: Server, proto: str, tokens: list[str], subscribers: int,
     _collect(pub_results, 1)
     _finish(procs)
     rate_out = load.window_rate([s["buckets"] for s in subs], t0, t1)
-    lat = [x for s in subs for x in s["latencies"]]
+    lat = [latency for s in subs for at, latency in s["latencies"] if t0 <= at < t1]
     return {"value": rate_out, "connected": connected, "resources": dict(use),
             "closes": sum(s["closes"] for s in subs),
             "p50_ms": pct(lat, 0.5) * 1000, "p99_ms": pct(lat, 0.99) * 1000}
