@@ -104,6 +104,16 @@ def switchboard_tokens(ctx: Context, server: Server, users: int) -> list[str]:
     return [login(server.port, n) for n in names]
 
 
+def room_tokens(ctx: Context, server: Server, name: str) -> list[str]:
+    """Credentials for a fan-out into room `bench`: ten users' tokens and the room for
+    Switchboard; peers need neither."""
+    if name != "switchboard":
+        return [""]
+    tokens = switchboard_tokens(ctx, server, 10)
+    create_rooms(server.port, tokens[0], ["bench"])
+    return tokens
+
+
 def _collect(q: Any, n: int, timeout: float = 120) -> list[dict[str, Any]]:
     return [q.get(timeout=timeout) for _ in range(n)]
 
@@ -114,6 +124,16 @@ def _finish(procs: list[Any]) -> None:
         if proc.is_alive():
             proc.terminate()
             proc.join(5)
+
+
+def measure_window(server: Server, ctx: Context) -> tuple[float, float, dict[str, float]]:
+    """Let the load settle, then measure: the window's monotonic bounds and the server's
+    CPU and RSS over it."""
+    time.sleep(ctx.p("warmup"))
+    t0 = time.monotonic()
+    with server.usage() as use:
+        time.sleep(ctx.p("duration"))
+    return t0, time.monotonic(), use
 
 
 def run_fanout(server: Server, proto: str, tokens: list[str], subscribers: int,
@@ -134,11 +154,7 @@ def run_fanout(server: Server, proto: str, tokens: list[str], subscribers: int,
                                 100, pub_results, stop))
         if alongside is not None:
             alongside()
-        time.sleep(ctx.p("warmup"))
-        t0 = time.monotonic()
-        with server.usage() as use:
-            time.sleep(ctx.p("duration"))
-        t1 = time.monotonic()
+        t0, t1, use = measure_window(server, ctx)
     finally:
         stop.set()
     subs = _collect(results, len(chunks))
@@ -159,10 +175,7 @@ def fanout(ctx: Context) -> dict[str, Any]:
         server = switchboard(ctx.db) if name == "switchboard" else peer(name)
 
         def work(s: Server, name: str = name) -> dict[str, Any]:
-            tokens = [""]
-            if name == "switchboard":
-                tokens = switchboard_tokens(ctx, s, 10)
-                create_rooms(s.port, tokens[0], ["bench"])
+            tokens = room_tokens(ctx, s, name)
             return median_of(ctx.p("runs"), lambda: run_fanout(s, name, tokens, n, None, ctx))
 
         out = with_server(server, work)
@@ -182,10 +195,8 @@ def latency(ctx: Context) -> dict[str, Any]:
         server = switchboard(ctx.db) if name == "switchboard" else peer(name)
 
         def work(s: Server, name: str = name) -> dict[str, Any]:
-            tokens = [""]
-            if name == "switchboard":
-                tokens = switchboard_tokens(ctx, s, 10)
-                create_rooms(s.port, tokens[0], ["bench"])
+            tokens = room_tokens(ctx, s, name)
+
             def once() -> dict[str, Any]:
                 out = run_fanout(s, name, tokens, n, rate, ctx, latency=True)
                 out["value"] = out["p99_ms"]
@@ -213,11 +224,7 @@ def _ingest_run(server: Server, proto: str, assignments: list[tuple[str, str, st
         for _ in procs:
             load.ready_count(ready, 180)
         go.set()
-        time.sleep(ctx.p("warmup"))
-        t0 = time.monotonic()
-        with server.usage() as use:
-            time.sleep(ctx.p("duration"))
-        t1 = time.monotonic()
+        t0, t1, use = measure_window(server, ctx)
     finally:
         stop.set()
         go.set()
@@ -374,8 +381,7 @@ def login_under_load(ctx: Context) -> dict[str, Any]:
     publish_rate = max(1.0, (full_rate / n / 2) if full_rate else 25.0)
 
     def work(s: Server) -> dict[str, Any]:
-        tokens = switchboard_tokens(ctx, s, 10)
-        create_rooms(s.port, tokens[0], ["bench"])
+        tokens = room_tokens(ctx, s, "switchboard")
         _, names = make_accounts(ctx.db, 20, tenant="bench-login", real_hash_cost=True)
         stop = load.CTX.Event()
         lag_q, login_q = load.CTX.Queue(), load.CTX.Queue()

@@ -154,10 +154,9 @@ class Server:
 def switchboard(db: Database) -> Server:
     port = free_port()
     env = {"DATABASE_URL": db.url, "SWITCHBOARD_JWT_SECRET": SECRET, **SWITCHBOARD_LIMITS}
-    env.pop("REDIS_URL", None)
     server = Server("switchboard", [sys.executable, "-m", "api.cli", "serve", "--port",
                                     str(port)], env, port)
-    server.env.pop("REDIS_URL", None)
+    server.env.pop("REDIS_URL", None)  # one process, in-process broker
     return server
 
 

@@ -25,6 +25,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_ready(base_url: str, proc: subprocess.Popen[bytes], log: Path,
+               seconds: float = 60) -> None:
+    """Poll /readyz until a `switchboard serve` answers 200; fail with its log if it dies."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"serve not ready: {log.read_text()[-3000:]}")
+
+
 class RedisProcess:
     def __init__(self, tmp: Path) -> None:
         self.port = free_port()
@@ -84,18 +100,8 @@ class Worker:
         return self
 
     def wait_ready(self, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"worker not ready: {self.log.read_text()[-3000:]}")
+        assert self.proc is not None
+        wait_ready(self.base_url, self.proc, self.log, seconds)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

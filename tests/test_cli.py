@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 from websockets.sync.client import connect
 
+from tests.processes import free_port, wait_ready
 from tests.support import TEST_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,25 +81,6 @@ def test_serve_refusals(database_url: str) -> None:
     assert r.returncode == 1 and "REDIS_URL" in r.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(base: str, proc: subprocess.Popen[Any], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "serve exited early"
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("serve did not become ready")
-
-
 def test_serve_demo_prints_logins_and_never_logs_tokens(database_url: str,
                                                         tmp_path: Path) -> None:
     port = free_port()
@@ -116,7 +95,7 @@ def test_serve_demo_prints_logins_and_never_logs_tokens(database_url: str,
                                 stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base, proc)
+        wait_ready(base, proc, log)
         text = log.read_text()
         password = text.split("alice")[1].split("password:")[1].split()[0]
         r = httpx.post(f"{base}/auth/login", json={"tenant": "demo", "username": "alice",
