@@ -174,9 +174,6 @@ class Hub:
             await self._unsubscribe_if_unused(fan.channel)
         await self._presence(fan, sub, -1)
 
-    def fanout(self, tenant_id: int, room_id: int) -> RoomFanout | None:
-        return self.rooms.get(room_channel(tenant_id, room_id))
-
     async def _fanout(self, tenant_id: int, room_id: int, name: str) -> RoomFanout:
         channel = room_channel(tenant_id, room_id)
         fan = self.rooms.get(channel)
@@ -312,9 +309,6 @@ class Hub:
                 for sub in [s for s in fan.members if s.user_id == user_id]:
                     self._spawn(self.leave(sub, fan))
                     sub.removed_from(fan.name)
-
-    def tenant_subscriber_count(self, tenant_id: int) -> int:
-        return len(self.tenants.get(tenant_id, ()))
 
     # subscriptions ------------------------------------------------------------------
     async def _subscribe(self, channel: str) -> None:

@@ -346,22 +346,6 @@ class Repository:
         )
         return [_message(room_name, r) for r in rows]
 
-    async def messages_by_client_ids(
-        self, tenant_id: int, keys: Sequence[tuple[int, str]]
-    ) -> dict[tuple[int, str], tuple[str, Any]]:
-        """Already-stored messages for (sender_id, client_msg_id) pairs, with their room name."""
-        if not keys:
-            return {}
-        m, r = message_t, room_t
-        rows = await self.conn.execute(
-            select(m, r.c.name.label("room_name"))
-            .join(r, and_(r.c.tenant_id == m.c.tenant_id, r.c.id == m.c.room_id))
-            .where(m.c.tenant_id == tenant_id,
-                   m.c.client_msg_id.in_([cid for _, cid in keys]),
-                   m.c.sender_id.in_({sid for sid, _ in keys}))
-        )
-        return {(row.sender_id, row.client_msg_id): (row.room_name, row) for row in rows}
-
     # broadcasts ------------------------------------------------------------------
     async def create_broadcast(self, tenant_id: int, sender: str, body: str,
                                rooms: list[str] | None) -> BroadcastRow:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
-from api import events, metrics
+from api import metrics
 from api.auth import AuthService
 from api.broadcasts import BroadcastService
 from api.broker import Broker, create_broker, tenant_channel
@@ -80,5 +80,3 @@ def get_services(conn: HTTPConnection) -> Services:
     services: Services = conn.app.state.services
     return services
 
-
-__all__ = ["Services", "events", "get_services"]

@@ -279,3 +279,19 @@ def test_slow_consumer_closed_1013_fast_one_gets_everything(make_server: Any,
         assert close_of(slow_ws, timeout=20) == (1013, "slow_consumer")
     with live.http() as client:
         assert "switchboard_slow_consumers_total" in client.get("/metrics").text
+
+
+def test_idle_timeout_closes_1000(make_server: Any, factory: Factory) -> None:
+    live = make_server(ws={"idle_timeout": 0.5})
+    tenant = factory.tenant()
+    factory.user(tenant, "alice")
+    acct = factory.login(tenant, "alice", server=live)
+    with live.ws(f"/ws?token={acct.access_token}") as ws:
+        assert recv(ws)["type"] == "ready"
+        for _ in range(3):  # frames keep it open...
+            time.sleep(0.3)
+            send(ws, type="ping")
+            assert recv_type(ws, "pong") == {"type": "pong"}
+        started = time.monotonic()  # ...silence closes it
+        assert close_of(ws) == (1000, "idle")
+        assert time.monotonic() - started < 2
