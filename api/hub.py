@@ -77,6 +77,7 @@ class Hub:
         self.sockets_per_user = sockets_per_user
         self.rooms: dict[str, RoomFanout] = {}          # by channel
         self.tenants: dict[int, set[Subscriber]] = {}   # every subscriber of a tenant
+        self.joined: dict[Subscriber, set[RoomFanout]] = {}  # each subscriber's rooms
         self._sub_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -118,7 +119,7 @@ class Hub:
         members.add(sub)
 
     async def unregister(self, sub: Subscriber) -> None:
-        for fan in [f for f in self.rooms.values() if sub in f.members]:
+        for fan in list(self.joined.get(sub, ())):
             await self.leave(sub, fan)
         if sub.counts_for_presence:
             await self._presence_change(tenant_channel(sub.tenant_id), sub.username, -1)
@@ -143,6 +144,7 @@ class Hub:
             return fan
         start = fan.delivered
         fan.members[sub] = []
+        self.joined.setdefault(sub, set()).add(fan)
         online = await self._presence(fan, sub, +1)
         sub.push(0, joined_frame(start, online))
         try:
@@ -167,6 +169,11 @@ class Hub:
         if sub not in fan.members:
             return
         del fan.members[sub]
+        rooms = self.joined.get(sub)
+        if rooms is not None:
+            rooms.discard(fan)
+            if not rooms:
+                del self.joined[sub]
         if not fan.members and self.rooms.get(fan.channel) is fan:
             del self.rooms[fan.channel]
             if fan.gap_task:

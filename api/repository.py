@@ -161,19 +161,9 @@ class Repository:
         ))
 
     async def session_view(self, tenant_id: int, session_id: uuid.UUID) -> SessionView | None:
-        s, u, t = session_t, user_t, tenant_t
-        row = (await self.conn.execute(
-            select(s.c.id, s.c.tenant_id, t.c.slug, u.c.id.label("uid"), u.c.username, u.c.role,
-                   and_(s.c.revoked_at.is_(None), s.c.expires_at > func.now(),
-                        u.c.disabled_at.is_(None)).label("live"))
-            .join(u, and_(u.c.tenant_id == s.c.tenant_id, u.c.id == s.c.user_id))
-            .join(t, t.c.id == s.c.tenant_id)
-            .where(s.c.tenant_id == tenant_id, s.c.id == session_id)
-        )).one_or_none()
-        if row is None:
-            return None
-        return SessionView(row.id, row.tenant_id, row.slug, row.uid, row.username, row.role,
-                           bool(row.live))
+        row = (await self.conn.execute(_SESSION_VIEW, {"t": tenant_id, "s": session_id})
+               ).mappings().one_or_none()
+        return _session_view(row) if row else None
 
     async def session_secret_hashes(self, tenant_id: int,
                                     session_id: uuid.UUID) -> tuple[bytes, bytes] | None:
@@ -435,6 +425,15 @@ def _user(row: Any) -> UserRow:
                    row.disabled_at is not None, row.created_at)
 
 
+# The session check lives in one SQL function (migration c3d5e7f9a1b2).
+_SESSION_VIEW = text("SELECT * FROM switchboard_session_view(:t, :s)")
+
+
+def _session_view(row: Any) -> SessionView:
+    return SessionView(row["id"], row["tenant_id"], row["slug"], row["uid"], row["username"],
+                       row["role"], bool(row["live"]))
+
+
 def _broadcast(row: Any) -> BroadcastRow:
     return BroadcastRow(row.id, row.sender, row.body, row.created_at, row.rooms)
 
@@ -564,10 +563,7 @@ class Database:
         async with self.raw() as conn:
             row = await conn.fetchrow("SELECT * FROM switchboard_session_view($1, $2)",
                                       tenant_id, session_id)
-        if row is None:
-            return None
-        return SessionView(row["id"], row["tenant_id"], row["slug"], row["uid"],
-                           row["username"], row["role"], bool(row["live"]))
+        return _session_view(row) if row else None
 
     async def notify(self, channel: str, payload: str) -> None:
         async with self.engine.begin() as conn:

@@ -69,17 +69,8 @@ class TicketOut(BaseModel):
 
 
 class RoomIn(BaseModel):
-    name: str
+    name: RoomName
     private: bool = False
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        import re
-
-        if not re.fullmatch(ROOM_NAME_PATTERN, v):
-            raise ValueError("room names match ^[a-z0-9][a-z0-9_-]{0,63}$")
-        return v
 
 
 class RoomOut(BaseModel):

@@ -143,11 +143,13 @@ class Factory:
                        r.cookies["session"])
 
     def account(self, tenant: str | None = None, username: str | None = None,
-                role: str = "member") -> Account:
+                role: str = "member", server: LiveServer | None = None) -> Account:
+        """A new user (in a new tenant unless given), logged in on `server` (default: the
+        shared one)."""
         tenant = tenant or self.tenant()
         username = username or f"u{secrets.token_hex(3)}"
         password = self.user(tenant, username, role=role)
-        return self.login(tenant, username, password)
+        return self.login(tenant, username, password, server=server)
 
     def room(self, account: Account, name: str = "general", private: bool = False) -> str:
         with self.server.http() as client:

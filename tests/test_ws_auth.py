@@ -95,19 +95,17 @@ def test_nothing_but_close_reaches_unauthenticated(server: LiveServer) -> None:
 def test_expiry_closes_live_socket_unless_reauthenticated(make_server: Any,
                                                           factory: Factory) -> None:
     live = make_server(auth={"access_ttl_seconds": 2, "leeway_seconds": 0})
-    tenant = factory.tenant()
-    factory.user(tenant, "alice")
-    acct = factory.login(tenant, "alice", server=live)
+    acct = factory.account(server=live)
     with live.ws(f"/ws?token={acct.access_token}") as ws:
         assert recv(ws)["type"] == "ready"
         started = time.monotonic()
         assert close_of(ws, timeout=6) == (1008, "expired_token")
         assert time.monotonic() - started < 4
-    acct = factory.login(tenant, "alice", server=live)
+    acct = factory.login(acct.tenant, acct.username, server=live)  # a new session
     with live.ws(f"/ws?token={acct.access_token}") as ws:
         first = recv(ws)
         time.sleep(1.2)
-        fresh = factory.login(tenant, "alice", server=live)
+        fresh = factory.login(acct.tenant, acct.username, server=live)
         send(ws, type="auth", token=fresh.access_token)
         again = recv(ws)
         assert again["type"] == "ready" and again["expires_at"] > first["expires_at"]
@@ -143,9 +141,7 @@ def test_refresh_reuse_closes_sockets(server: LiveServer, factory: Factory) -> N
 
 def test_sockets_per_user_limit(make_server: Any, factory: Factory) -> None:
     live = make_server(limits={"sockets_per_user": 2})
-    tenant = factory.tenant()
-    factory.user(tenant, "alice")
-    acct = factory.login(tenant, "alice", server=live)
+    acct = factory.account(server=live)
     url = f"/ws?token={acct.access_token}"
     with live.ws(url) as a, live.ws(url) as b:
         recv(a)

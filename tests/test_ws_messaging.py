@@ -179,9 +179,7 @@ def test_error_codes_keep_socket_open(server: LiveServer, factory: Factory) -> N
 
 def test_rate_limited_with_retry_after(make_server: Any, factory: Factory) -> None:
     live = make_server(limits={"messages_per_second": 1.0, "message_burst": 3})
-    tenant = factory.tenant()
-    factory.user(tenant, "alice")
-    acct = factory.login(tenant, "alice", server=live)
+    acct = factory.account(server=live)
     with live.http() as client:
         client.post("/rooms", json={"name": "general"}, headers=acct.headers)
     with joined(live, acct) as ws:
@@ -199,9 +197,7 @@ def test_rate_limited_with_retry_after(make_server: Any, factory: Factory) -> No
 
 def test_frame_too_large_closes_1009(make_server: Any, factory: Factory) -> None:
     live = make_server(ws={"max_message_bytes": 1024})
-    tenant = factory.tenant()
-    factory.user(tenant, "alice")
-    acct = factory.login(tenant, "alice", server=live)
+    acct = factory.account(server=live)
     with live.ws(f"/ws?token={acct.access_token}") as ws:
         recv(ws)
         send(ws, type="ping", padding="x" * 2048)
@@ -210,9 +206,7 @@ def test_frame_too_large_closes_1009(make_server: Any, factory: Factory) -> None
 
 def test_rooms_per_socket_limit(make_server: Any, factory: Factory) -> None:
     live = make_server(limits={"rooms_per_socket": 2})
-    tenant = factory.tenant()
-    factory.user(tenant, "alice")
-    acct = factory.login(tenant, "alice", server=live)
+    acct = factory.account(server=live)
     with live.http() as client:
         for name in ("a", "b", "c"):
             client.post("/rooms", json={"name": name}, headers=acct.headers)
@@ -227,9 +221,7 @@ def test_rooms_per_socket_limit(make_server: Any, factory: Factory) -> None:
 
 def test_auto_join_path_and_auto_create(make_server: Any, factory: Factory) -> None:
     live = make_server(rooms={"auto_create": True})
-    tenant = factory.tenant()
-    factory.user(tenant, "alice")
-    acct = factory.login(tenant, "alice", server=live)
+    acct = factory.account(server=live)
     with live.ws(f"/ws/rooms/lobby?token={acct.access_token}") as ws:
         assert recv(ws)["type"] == "ready"
         assert recv_type(ws, "joined") == {"type": "joined", "room": "lobby", "seq": 0,
@@ -283,9 +275,7 @@ def test_slow_consumer_closed_1013_fast_one_gets_everything(make_server: Any,
 
 def test_idle_timeout_closes_1000(make_server: Any, factory: Factory) -> None:
     live = make_server(ws={"idle_timeout": 0.5})
-    tenant = factory.tenant()
-    factory.user(tenant, "alice")
-    acct = factory.login(tenant, "alice", server=live)
+    acct = factory.account(server=live)
     with live.ws(f"/ws?token={acct.access_token}") as ws:
         assert recv(ws)["type"] == "ready"
         for _ in range(3):  # frames keep it open...
