@@ -32,8 +32,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.hub.close_all(CloseCode.RESTART, CloseReason.SHUTDOWN)
             await services.stop()
 
-    app = FastAPI(title="Switchboard", version="0.1.0", lifespan=lifespan,
-                  description="Authenticated, multi-tenant realtime API.")
+    app = FastAPI(
+        title="Switchboard",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Authenticated, multi-tenant realtime API.",
+    )
     install_error_handlers(app)
     for module in (auth, rooms, sse, ws, admin, ops):
         app.include_router(module.router)

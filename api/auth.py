@@ -71,8 +71,15 @@ class Issued:
 
 
 def _principal(view: SessionView, expires_at: int) -> Principal:
-    return Principal(view.user_id, view.username, view.tenant_id, view.tenant_slug, view.role,
-                     view.session_id, expires_at)
+    return Principal(
+        view.user_id,
+        view.username,
+        view.tenant_id,
+        view.tenant_slug,
+        view.role,
+        view.session_id,
+        expires_at,
+    )
 
 
 class AuthService:
@@ -99,8 +106,7 @@ class AuthService:
         async with self.db.tx(tenant_id) as repo:
             return await repo.list_users(tenant_id)
 
-    async def create_user(self, tenant_id: int, username: str, password: str,
-                          role: str) -> UserRow:
+    async def create_user(self, tenant_id: int, username: str, password: str, role: str) -> UserRow:
         password_hash = await self.hasher.hash(password)
         try:
             async with self.db.tx(tenant_id) as repo:
@@ -124,7 +130,8 @@ class AuthService:
         user = None
         async with self.db.tx() as repo:  # one transaction: throttle, tenant, then its user
             wait = await repo.throttle_retry_after(
-                keys, [limits.login_failures_per_user, limits.login_failures_per_address], window)
+                keys, [limits.login_failures_per_user, limits.login_failures_per_address], window
+            )
             tenant_id = await repo.tenant_id_by_slug(tenant) if wait <= 0 else None
             if tenant_id is not None:
                 await repo.set_tenant(tenant_id)
@@ -132,11 +139,11 @@ class AuthService:
         if wait > 0:
             raise RateLimited(wait, "too many failed logins; try again later")
         try:
-            ok, new_hash = await self.hasher.verify(password,
-                                                    user.password_hash if user else None)
+            ok, new_hash = await self.hasher.verify(password, user.password_hash if user else None)
         except HashingBusy as exc:
-            raise Unavailable("too many logins in progress; retry shortly",
-                              headers={"Retry-After": "1"}) from exc
+            raise Unavailable(
+                "too many logins in progress; retry shortly", headers={"Retry-After": "1"}
+            ) from exc
         if user is None or not ok or user.disabled:
             async with self.db.tx() as repo:
                 await repo.record_login_failure(keys, window)
@@ -147,15 +154,23 @@ class AuthService:
             await repo.clear_login_failures(keys[0])
             return await self._open_session(repo, user.tenant_id, user.id, user.role)
 
-    async def _open_session(self, repo: Repository, tenant_id: int, user_id: int,
-                            role: str) -> Issued:
+    async def _open_session(
+        self, repo: Repository, tenant_id: int, user_id: int, role: str
+    ) -> Issued:
         session_id = uuid.uuid4()
         refresh = OpaqueToken.new(tenant_id, session_id)
         cookie = OpaqueToken.new(tenant_id, session_id)
-        await repo.create_session(tenant_id, user_id, session_id, digest(refresh.secret),
-                                  digest(cookie.secret), self.settings.auth.refresh_ttl_seconds)
-        access, _ = self.tokens.issue(user_id=user_id, tenant_id=tenant_id, role=role,
-                                      session_id=session_id)
+        await repo.create_session(
+            tenant_id,
+            user_id,
+            session_id,
+            digest(refresh.secret),
+            digest(cookie.secret),
+            self.settings.auth.refresh_ttl_seconds,
+        )
+        access, _ = self.tokens.issue(
+            user_id=user_id, tenant_id=tenant_id, role=role, session_id=session_id
+        )
         return Issued(access, self.settings.auth.access_ttl_seconds, str(refresh), str(cookie))
 
     async def refresh(self, refresh_token: str) -> Issued:
@@ -174,11 +189,18 @@ class AuthService:
                 raise Revoked()
             if same_digest(token.secret, hashes[0]):
                 fresh = OpaqueToken.new(token.tenant_id, token.session_id)
-                await repo.rotate_refresh(token.tenant_id, token.session_id,
-                                          digest(fresh.secret),
-                                          self.settings.auth.refresh_ttl_seconds)
-                access, _ = self.tokens.issue(user_id=view.user_id, tenant_id=view.tenant_id,
-                                              role=view.role, session_id=view.session_id)
+                await repo.rotate_refresh(
+                    token.tenant_id,
+                    token.session_id,
+                    digest(fresh.secret),
+                    self.settings.auth.refresh_ttl_seconds,
+                )
+                access, _ = self.tokens.issue(
+                    user_id=view.user_id,
+                    tenant_id=view.tenant_id,
+                    role=view.role,
+                    session_id=view.session_id,
+                )
                 # Only the refresh token rotates; the browser's session cookie stays valid.
                 return Issued(access, self.settings.auth.access_ttl_seconds, str(fresh), None)
             await repo.revoke_session(token.tenant_id, token.session_id)
@@ -221,8 +243,9 @@ class AuthService:
         ttl = self.settings.auth.ticket_ttl_seconds
         ticket = OpaqueToken.new(principal.tenant_id, principal.session_id)
         async with self.db.tx(principal.tenant_id) as repo:
-            await repo.create_ticket(principal.tenant_id, principal.session_id,
-                                     digest(ticket.secret), ttl)
+            await repo.create_ticket(
+                principal.tenant_id, principal.session_id, digest(ticket.secret), ttl
+            )
         return str(ticket), ttl
 
     async def from_ticket(self, ticket: str) -> Principal:

@@ -33,9 +33,16 @@ class BroadcastService:
         self.broker = broker
         self.rooms = rooms
 
-    async def broadcast(self, tenant_id: int, *, sender: str, sender_id: int | None, body: object,
-                        room_names: list[str] | None,
-                        idempotency_key: str | None = None) -> dict[str, Any]:
+    async def broadcast(
+        self,
+        tenant_id: int,
+        *,
+        sender: str,
+        sender_id: int | None,
+        body: object,
+        room_names: list[str] | None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
         text = self.rooms.check_body(body)
         if idempotency_key is None:
             return await self._send(tenant_id, sender, sender_id, text, room_names)
@@ -56,25 +63,41 @@ class BroadcastService:
             await repo.answer_idempotency(tenant_id, SCOPE, idempotency_key, answer)
         return answer
 
-    async def _send(self, tenant_id: int, sender: str, sender_id: int | None, body: str,
-                    room_names: list[str] | None) -> dict[str, Any]:
+    async def _send(
+        self,
+        tenant_id: int,
+        sender: str,
+        sender_id: int | None,
+        body: str,
+        room_names: list[str] | None,
+    ) -> dict[str, Any]:
         if room_names is None:
             async with self.db.tx(tenant_id) as repo:
                 stored = await repo.create_broadcast(tenant_id, sender, body, None)
             channel = tenant_channel(tenant_id)
             recipients = await self.connections(channel)
-            await self.broker.publish(channel, events.simple_event(
-                events.BROADCAST, broadcast_frame(stored)))
+            await self.broker.publish(
+                channel, events.simple_event(events.BROADCAST, broadcast_frame(stored))
+            )
             return {"id": stored.id, "recipients": recipients}
         names = list(dict.fromkeys(room_names))
         targets = await self._rooms(tenant_id, names)  # all exist, or nothing is sent
         async with self.db.tx(tenant_id) as repo:
             stored = await repo.create_broadcast(tenant_id, sender, body, names)
-        await asyncio.gather(*(
-            self.rooms.persister.submit(tenant_id=tenant_id, room_id=room.id, room=room.name,
-                                        sender_id=sender_id, sender=sender, body=body,
-                                        kind="broadcast")
-            for room in targets))
+        await asyncio.gather(
+            *(
+                self.rooms.persister.submit(
+                    tenant_id=tenant_id,
+                    room_id=room.id,
+                    room=room.name,
+                    sender_id=sender_id,
+                    sender=sender,
+                    body=body,
+                    kind="broadcast",
+                )
+                for room in targets
+            )
+        )
         recipients = 0
         for room in targets:
             recipients += await self.connections(room_channel(tenant_id, room.id))
@@ -84,8 +107,9 @@ class BroadcastService:
         found = []
         async with self.db.tx(tenant_id) as repo:
             for name in names:
-                room = await repo.room_by_name(tenant_id, name) if ROOM_NAME.fullmatch(
-                    name) else None
+                room = (
+                    await repo.room_by_name(tenant_id, name) if ROOM_NAME.fullmatch(name) else None
+                )
                 if room is None:
                     raise RoomNotFound(f"room {name!r} not found")
                 found.append(room)
@@ -100,19 +124,24 @@ class BroadcastService:
                 room_id, seq = int(ids[1]), int(ids[2])
                 message = await repo.message_at(tenant_id, room_id, seq)
                 if message is not None:
-                    await self.broker.publish(room_channel(tenant_id, room_id),
-                                              events.message_event(seq, message_frame(message)))
+                    await self.broker.publish(
+                        room_channel(tenant_id, room_id),
+                        events.message_event(seq, message_frame(message)),
+                    )
             elif kind == "b":
                 stored = await repo.broadcast(tenant_id, int(ids[1]))
                 if stored is not None:
-                    await self.broker.publish(tenant_channel(tenant_id), events.simple_event(
-                        events.BROADCAST, broadcast_frame(stored)))
+                    await self.broker.publish(
+                        tenant_channel(tenant_id),
+                        events.simple_event(events.BROADCAST, broadcast_frame(stored)),
+                    )
 
     async def connections(self, channel: str) -> int:
         """Open sockets on a tenant or room channel, across every worker."""
         return sum((await self.broker.presence(channel)).values())
 
-    async def since(self, tenant_id: int, after: int, limit: int) -> tuple[list[BroadcastRow],
-                                                                         bool]:
+    async def since(
+        self, tenant_id: int, after: int, limit: int
+    ) -> tuple[list[BroadcastRow], bool]:
         async with self.db.tx(tenant_id) as repo:
             return await repo.tenant_broadcasts(tenant_id, after, limit)

@@ -37,8 +37,10 @@ def ensure_database(settings: Settings) -> Settings:
         return settings
     from api.db import start_embedded_postgres
 
-    print(f"No DATABASE_URL: starting embedded PostgreSQL under {settings.server.data_dir}",
-          file=sys.stderr)
+    print(
+        f"No DATABASE_URL: starting embedded PostgreSQL under {settings.server.data_dir}",
+        file=sys.stderr,
+    )
     os.environ["DATABASE_URL"] = start_embedded_postgres(settings.server.data_dir)
     return reload_settings()
 
@@ -117,15 +119,18 @@ def cmd_create_user(args: argparse.Namespace) -> None:
         tenant_id = await auth.tenant_id(args.tenant)
         if tenant_id is None:
             raise CliError(f"unknown tenant {args.tenant!r}")
-        await auth.create_user(tenant_id, args.username, password,
-                               "admin" if args.admin else "member")
+        await auth.create_user(
+            tenant_id, args.username, password, "admin" if args.admin else "member"
+        )
 
     try:
         with_auth(settings, work)
     except Conflict as exc:
         raise CliError(exc.detail) from exc
-    print(f"created user {args.username} in {args.tenant}"
-          + (f"\npassword: {password}" if generated else ""))
+    print(
+        f"created user {args.username} in {args.tenant}"
+        + (f"\npassword: {password}" if generated else "")
+    )
 
 
 def ensure_demo(settings: Settings) -> dict[str, str]:
@@ -179,8 +184,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     require_jwt_secret(settings)
     workers = args.workers or 1
     if workers > 1 and not settings.broker.url:
-        raise CliError(f"--workers {workers} needs a shared broker: set REDIS_URL "
-                       "(e.g. redis://127.0.0.1:6379/0). Without it, run one worker.")
+        raise CliError(
+            f"--workers {workers} needs a shared broker: set REDIS_URL "
+            "(e.g. redis://127.0.0.1:6379/0). Without it, run one worker."
+        )
     settings = ensure_database(settings)
     run_migrations(settings)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -196,8 +203,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
         for username, role in DEMO_USERS:
             print(f"  {username:<6} {role:<7} password: {creds[username]}")
         print(flush=True)
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", **server_options(settings))  # type: ignore[arg-type]
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        **server_options(settings),
+    )  # type: ignore[arg-type]
 
 
 def cmd_broadcast(args: argparse.Namespace) -> None:
@@ -220,8 +234,9 @@ def cmd_broadcast(args: argparse.Namespace) -> None:
         async def notify(reference: str) -> None:
             await db.notify(CHANNEL, reference)
 
-        broker = create_broker(settings.broker.url) if settings.broker.url else \
-            RelayPublisher(notify)
+        broker = (
+            create_broker(settings.broker.url) if settings.broker.url else RelayPublisher(notify)
+        )
         rooms = RoomService(db, broker, settings)
         rooms.persister.start()
         try:
@@ -229,8 +244,12 @@ def cmd_broadcast(args: argparse.Namespace) -> None:
             if tenant_id is None:
                 raise CliError(f"unknown tenant {args.tenant!r}")
             return await BroadcastService(db, broker, rooms).broadcast(
-                tenant_id, sender="system", sender_id=None, body=args.text,
-                room_names=args.room or None)
+                tenant_id,
+                sender="system",
+                sender_id=None,
+                body=args.text,
+                room_names=args.room or None,
+            )
         finally:
             await rooms.persister.stop()
             await broker.stop()
@@ -256,8 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--demo", action="store_true",
-                       help="create tenant demo with alice (admin) and bob (member)")
+    serve.add_argument(
+        "--demo", action="store_true", help="create tenant demo with alice (admin) and bob (member)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="alembic upgrade head").set_defaults(func=cmd_migrate)

@@ -73,8 +73,20 @@ class SendQueue:
 
 
 class Connection:
-    __slots__ = ("_closer", "_expiry", "closing", "principal", "queue", "rooms", "session_id",
-                 "tenant_id", "user_id", "username", "writer", "ws")
+    __slots__ = (
+        "_closer",
+        "_expiry",
+        "closing",
+        "principal",
+        "queue",
+        "rooms",
+        "session_id",
+        "tenant_id",
+        "user_id",
+        "username",
+        "writer",
+        "ws",
+    )
     counts_for_presence = True
 
     def __init__(self, ws: WebSocket, principal: Principal, queue_size: int) -> None:
@@ -133,8 +145,9 @@ class Connection:
             self._expiry.cancel()
         loop = asyncio.get_running_loop()
         delay = max(principal.expires_at - time.time(), 0.0)
-        self._expiry = loop.call_at(loop.time() + delay, self.close_soon, CloseCode.POLICY,
-                                    CloseReason.EXPIRED_TOKEN)
+        self._expiry = loop.call_at(
+            loop.time() + delay, self.close_soon, CloseCode.POLICY, CloseReason.EXPIRED_TOKEN
+        )
 
     def finish(self) -> None:
         if self._expiry is not None:
@@ -154,8 +167,13 @@ class Connection:
 
     def ready_frame(self) -> dict[str, Any]:
         p = self.principal
-        return {"type": "ready", "user": p.username, "tenant": p.tenant, "role": p.role,
-                "expires_at": p.expires_at}
+        return {
+            "type": "ready",
+            "user": p.username,
+            "tenant": p.tenant,
+            "role": p.role,
+            "expires_at": p.expires_at,
+        }
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

@@ -65,9 +65,7 @@ def start_embedded_postgres(data_dir: Path) -> str:
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
-    existing = server.psql(
-        f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';"
-    )
+    existing = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';")
     if "(1 row)" not in existing:
         server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE};")
     uri: str = server.get_uri(EMBEDDED_DATABASE)

@@ -148,8 +148,15 @@ def infrastructure_error(exc: BaseException) -> APIError | None:
 
     if isinstance(exc, sa.IntegrityError | sa.DataError | sa.ProgrammingError):
         return None
-    if isinstance(exc, sa.DBAPIError | sa.TimeoutError | sa.DisconnectionError | OSError |
-                  RedisConnectionError | RedisTimeoutError):
+    if isinstance(
+        exc,
+        sa.DBAPIError
+        | sa.TimeoutError
+        | sa.DisconnectionError
+        | OSError
+        | RedisConnectionError
+        | RedisTimeoutError,
+    ):
         return Unavailable()
     return None
 
@@ -159,8 +166,13 @@ def error_response(status: int, code: str, detail: str, **kw: Any) -> JSONRespon
 
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
 }
 
 

@@ -29,8 +29,9 @@ Frames = list[tuple[int, str]]
 class HistoryLoader(Protocol):
     async def last_seq(self, tenant_id: int, room_id: int) -> int: ...
 
-    async def frames_between(self, tenant_id: int, room_id: int, room_name: str,
-                             after: int, upto: int, limit: int) -> Frames: ...
+    async def frames_between(
+        self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
+    ) -> Frames: ...
 
 
 class Subscriber(Protocol):
@@ -68,15 +69,22 @@ class RoomFanout:
 
 
 class Hub:
-    def __init__(self, broker: Broker, loader: HistoryLoader, *, gap_wait: float = 0.15,
-                 replay_page: int = 500, sockets_per_user: int = 20) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        loader: HistoryLoader,
+        *,
+        gap_wait: float = 0.15,
+        replay_page: int = 500,
+        sockets_per_user: int = 20,
+    ) -> None:
         self.broker = broker
         self.loader = loader
         self.gap_wait = gap_wait
         self.replay_page = replay_page
         self.sockets_per_user = sockets_per_user
-        self.rooms: dict[str, RoomFanout] = {}          # by channel
-        self.tenants: dict[int, set[Subscriber]] = {}   # every subscriber of a tenant
+        self.rooms: dict[str, RoomFanout] = {}  # by channel
+        self.tenants: dict[int, set[Subscriber]] = {}  # every subscriber of a tenant
         self.joined: dict[Subscriber, set[RoomFanout]] = {}  # each subscriber's rooms
         self._sub_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -93,8 +101,8 @@ class Hub:
                 last = await self.loader.last_seq(fan.tenant_id, fan.room_id)
                 while fan.delivered < last and self.rooms.get(fan.channel) is fan:
                     frames = await self.loader.frames_between(
-                        fan.tenant_id, fan.room_id, fan.name, fan.delivered, last,
-                        self.replay_page)
+                        fan.tenant_id, fan.room_id, fan.name, fan.delivered, last, self.replay_page
+                    )
                     if not frames:
                         break
                     for seq, text in frames:
@@ -131,8 +139,15 @@ class Hub:
                 await self._unsubscribe_if_unused(tenant_channel(sub.tenant_id))
 
     # rooms ---------------------------------------------------------------------
-    async def join(self, sub: Subscriber, tenant_id: int, room_id: int, name: str,
-                   since: int | None, joined_frame: Callable[[int, int], str]) -> RoomFanout:
+    async def join(
+        self,
+        sub: Subscriber,
+        tenant_id: int,
+        room_id: int,
+        name: str,
+        since: int | None,
+        joined_frame: Callable[[int, int], str],
+    ) -> RoomFanout:
         """Join, queue `joined`, replay (since, joined seq] from Postgres, then go live.
 
         The member is added in buffering mode first, so live frames that arrive during the
@@ -151,7 +166,8 @@ class Hub:
             after = since if since is not None else start
             while after < start:
                 frames = await self.loader.frames_between(
-                    tenant_id, room_id, name, after, start, self.replay_page)
+                    tenant_id, room_id, name, after, start, self.replay_page
+                )
                 if not frames:
                     break
                 for seq, text in frames:
@@ -212,11 +228,17 @@ class Hub:
             return await self._online(fan)
         mine, online = await self._presence_change(fan.channel, sub.username, delta)
         if (delta > 0 and mine == 1) or (delta < 0 and mine == 0):
-            frame = encode({"type": "presence", "room": fan.name, "user": sub.username,
-                            "event": "join" if delta > 0 else "leave", "online": online})
+            frame = encode(
+                {
+                    "type": "presence",
+                    "room": fan.name,
+                    "user": sub.username,
+                    "event": "join" if delta > 0 else "leave",
+                    "online": online,
+                }
+            )
             with contextlib.suppress(Exception):
-                await self.broker.publish(fan.channel,
-                                          events.simple_event(events.PRESENCE, frame))
+                await self.broker.publish(fan.channel, events.simple_event(events.PRESENCE, frame))
         return online
 
     async def _presence_change(self, key: str, user: str, delta: int) -> tuple[int, int]:
@@ -284,8 +306,8 @@ class Hub:
                     break
                 upto = min(fan.held) - 1
                 frames = await self.loader.frames_between(
-                    fan.tenant_id, fan.room_id, fan.name, fan.delivered, upto,
-                    upto - fan.delivered)
+                    fan.tenant_id, fan.room_id, fan.name, fan.delivered, upto, upto - fan.delivered
+                )
                 metrics.GAP_FILLS.inc(len(frames))
                 for seq, text in frames:
                     self._on_room_event(fan, events.message_event(seq, text))
@@ -325,7 +347,8 @@ class Hub:
     async def _unsubscribe_if_unused(self, channel: str) -> None:
         async with self._sub_lock:
             in_use = channel in self.rooms or (
-                channel.endswith(":all") and int(channel.split(":")[1]) in self.tenants)
+                channel.endswith(":all") and int(channel.split(":")[1]) in self.tenants
+            )
             if not in_use:
                 await self.broker.unsubscribe(channel)
 

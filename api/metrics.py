@@ -14,16 +14,21 @@ from prometheus_client import (
     multiprocess,
 )
 
-CONNECTIONS = Gauge("switchboard_connections", "Open authenticated WebSocket connections",
-                    multiprocess_mode="livesum")
+CONNECTIONS = Gauge(
+    "switchboard_connections",
+    "Open authenticated WebSocket connections",
+    multiprocess_mode="livesum",
+)
 MESSAGES_IN = Counter("switchboard_messages_in_total", "Messages accepted and stored")
 MESSAGES_OUT = Counter("switchboard_messages_out_total", "Frames queued to subscribers")
 PERSIST_LATENCY = Histogram(
-    "switchboard_persist_seconds", "Time to commit one persister batch",
+    "switchboard_persist_seconds",
+    "Time to commit one persister batch",
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 PERSIST_BATCH = Histogram(
-    "switchboard_persist_batch_size", "Messages per committed batch",
+    "switchboard_persist_batch_size",
+    "Messages per committed batch",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
 SLOW_CONSUMERS = Counter(
@@ -33,9 +38,25 @@ SLOW_CONSUMERS = Counter(
 GAP_FILLS = Counter("switchboard_gap_fills_total", "Out-of-order seqs repaired from Postgres")
 BROKER_RECONNECTS = Counter("switchboard_broker_reconnects_total", "Broker reconnections")
 LOOP_LAG = Histogram(
-    "switchboard_event_loop_lag_seconds", "How late the event loop runs a 10 ms timer",
-    buckets=(0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25,
-             0.5, 1, 2.5),
+    "switchboard_event_loop_lag_seconds",
+    "How late the event loop runs a 10 ms timer",
+    buckets=(
+        0.001,
+        0.002,
+        0.005,
+        0.01,
+        0.015,
+        0.02,
+        0.03,
+        0.05,
+        0.075,
+        0.1,
+        0.15,
+        0.25,
+        0.5,
+        1,
+        2.5,
+    ),
 )
 
 

@@ -135,7 +135,8 @@ class Room(Base):
         UniqueConstraint("tenant_id", "name"),
         UniqueConstraint("tenant_id", "id"),
         ForeignKeyConstraint(
-            ["tenant_id", "created_by"], ["app_user.tenant_id", "app_user.id"],
+            ["tenant_id", "created_by"],
+            ["app_user.tenant_id", "app_user.id"],
             ondelete="SET NULL (created_by)",
         ),
         CheckConstraint("name ~ '^[a-z0-9][a-z0-9_-]{0,63}$'", name="name_format"),
@@ -178,12 +179,15 @@ class Message(Base):
             ["tenant_id", "room_id"], ["room.tenant_id", "room.id"], ondelete="CASCADE"
         ),
         ForeignKeyConstraint(
-            ["tenant_id", "sender_id"], ["app_user.tenant_id", "app_user.id"],
+            ["tenant_id", "sender_id"],
+            ["app_user.tenant_id", "app_user.id"],
             ondelete="SET NULL (sender_id)",
         ),
         Index(
             "uq_message_sender_client_msg_id",
-            "tenant_id", "sender_id", "client_msg_id",
+            "tenant_id",
+            "sender_id",
+            "client_msg_id",
             unique=True,
             postgresql_where=text("client_msg_id IS NOT NULL"),
         ),

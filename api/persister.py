@@ -62,8 +62,9 @@ Publish = Callable[[list[Stored]], Awaitable[None]]
 
 
 class Persister:
-    def __init__(self, db: Database, publish: Publish, *, batch_max: int = 500,
-                 batch_wait: float = 0.0) -> None:
+    def __init__(
+        self, db: Database, publish: Publish, *, batch_max: int = 500, batch_wait: float = 0.0
+    ) -> None:
         self.db = db
         self._publish = publish
         self.batch_max = batch_max
@@ -94,15 +95,25 @@ class Persister:
                 await self._conn.close()
             self._conn = self._store = None
 
-    def enqueue(self, *, tenant_id: int, room_id: int, room: str, sender_id: int | None,
-                sender: str, body: str, kind: str = "user",
-                client_msg_id: str | None = None) -> asyncio.Future[tuple[Stored, bool]]:
+    def enqueue(
+        self,
+        *,
+        tenant_id: int,
+        room_id: int,
+        room: str,
+        sender_id: int | None,
+        sender: str,
+        body: str,
+        kind: str = "user",
+        client_msg_id: str | None = None,
+    ) -> asyncio.Future[tuple[Stored, bool]]:
         """Queue one message; the future gives (stored, created) after the commit. created is
         False for a retry of a client_msg_id already stored, which returns the original.
         Futures resolve in queue order."""
         future: asyncio.Future[tuple[Stored, bool]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(Draft(tenant_id, room_id, room, sender_id, sender, body, kind,
-                                     client_msg_id, future))
+        self._queue.put_nowait(
+            Draft(tenant_id, room_id, room, sender_id, sender, body, kind, client_msg_id, future)
+        )
         return future
 
     async def submit(self, **draft: Any) -> tuple[Stored, bool]:
@@ -136,8 +147,7 @@ class Persister:
             try:
                 results = await self._transaction(batch)
                 break
-            except (asyncpg.IntegrityConstraintViolationError,
-                    asyncpg.DeadlockDetectedError):
+            except (asyncpg.IntegrityConstraintViolationError, asyncpg.DeadlockDetectedError):
                 # Another worker stored the same client_msg_id (or locked rooms in another
                 # order) at the same moment: the rollback undid our seq reservation, and the
                 # next attempt finds the stored row.
@@ -207,8 +217,9 @@ class Persister:
             raise
         return results
 
-    async def _store_tenant(self, store: MessageStore, tenant_id: int, drafts: list[Draft],
-                            now: datetime) -> dict[int, tuple[Stored, bool]]:
+    async def _store_tenant(
+        self, store: MessageStore, tenant_id: int, drafts: list[Draft], now: datetime
+    ) -> dict[int, tuple[Stored, bool]]:
         results: dict[int, tuple[Stored, bool]] = {}
         keys = [k for d in drafts if (k := d.idempotency_key) is not None]
         existing = await store.existing(tenant_id, keys) if keys else {}
@@ -219,10 +230,19 @@ class Persister:
             key = draft.idempotency_key
             if key is not None and key in existing:
                 row = existing[key]
-                message = MessageRow(row["room_name"], row["seq"], row["sender"], row["body"],
-                                     row["created_at"], row["kind"], row["client_msg_id"])
-                results[id(draft)] = (Stored(tenant_id, row["room_id"], message,
-                                             message_frame(message)), False)
+                message = MessageRow(
+                    row["room_name"],
+                    row["seq"],
+                    row["sender"],
+                    row["body"],
+                    row["created_at"],
+                    row["kind"],
+                    row["client_msg_id"],
+                )
+                results[id(draft)] = (
+                    Stored(tenant_id, row["room_id"], message, message_frame(message)),
+                    False,
+                )
             elif key is not None and key in first_with_key:
                 repeats.append((draft, first_with_key[key]))
             else:
@@ -230,17 +250,25 @@ class Persister:
                 if key is not None:
                     first_with_key[key] = draft
         if fresh:
-            base = await store.append(tenant_id, [
-                (d.room_id, d.sender_id, d.sender, d.body, d.kind, d.client_msg_id)
-                for d in fresh], now)
+            base = await store.append(
+                tenant_id,
+                [
+                    (d.room_id, d.sender_id, d.sender, d.body, d.kind, d.client_msg_id)
+                    for d in fresh
+                ],
+                now,
+            )
             next_seq = {room_id: seq + 1 for room_id, seq in base.items()}
             for draft in fresh:
                 seq = next_seq[draft.room_id]
                 next_seq[draft.room_id] = seq + 1
-                message = MessageRow(draft.room, seq, draft.sender, draft.body, now, draft.kind,
-                                     draft.client_msg_id)
-                results[id(draft)] = (Stored(tenant_id, draft.room_id, message,
-                                             message_frame(message)), True)
+                message = MessageRow(
+                    draft.room, seq, draft.sender, draft.body, now, draft.kind, draft.client_msg_id
+                )
+                results[id(draft)] = (
+                    Stored(tenant_id, draft.room_id, message, message_frame(message)),
+                    True,
+                )
         for draft, original in repeats:
             results[id(draft)] = (results[id(original)][0], False)
         return results

@@ -106,9 +106,11 @@ class Repository:
     # tenants ---------------------------------------------------------------
     async def create_tenant(self, slug: str, name: str) -> int:
         return int(
-            (await self.conn.execute(
-                insert(tenant_t).values(slug=slug, name=name).returning(tenant_t.c.id)
-            )).scalar_one()
+            (
+                await self.conn.execute(
+                    insert(tenant_t).values(slug=slug, name=name).returning(tenant_t.c.id)
+                )
+            ).scalar_one()
         )
 
     async def tenant_id_by_slug(self, slug: str) -> int | None:
@@ -116,18 +118,30 @@ class Repository:
         return row.scalar_one_or_none()
 
     # users -----------------------------------------------------------------
-    async def create_user(self, tenant_id: int, username: str, password_hash: str,
-                          role: str) -> UserRow:
-        return _user((await self.conn.execute(
-            insert(user_t).values(tenant_id=tenant_id, username=username,
-                                  password_hash=password_hash, role=role)
-            .returning(*user_t.c)
-        )).one())
+    async def create_user(
+        self, tenant_id: int, username: str, password_hash: str, role: str
+    ) -> UserRow:
+        return _user(
+            (
+                await self.conn.execute(
+                    insert(user_t)
+                    .values(
+                        tenant_id=tenant_id,
+                        username=username,
+                        password_hash=password_hash,
+                        role=role,
+                    )
+                    .returning(*user_t.c)
+                )
+            ).one()
+        )
 
     async def user_by_name(self, tenant_id: int, username: str) -> UserRow | None:
-        row = (await self.conn.execute(
-            select(user_t).where(user_t.c.tenant_id == tenant_id, user_t.c.username == username)
-        )).one_or_none()
+        row = (
+            await self.conn.execute(
+                select(user_t).where(user_t.c.tenant_id == tenant_id, user_t.c.username == username)
+            )
+        ).one_or_none()
         return _user(row) if row else None
 
     async def list_users(self, tenant_id: int) -> list[UserRow]:
@@ -138,7 +152,8 @@ class Repository:
 
     async def set_password_hash(self, tenant_id: int, user_id: int, password_hash: str) -> None:
         await self.conn.execute(
-            update(user_t).where(user_t.c.tenant_id == tenant_id, user_t.c.id == user_id)
+            update(user_t)
+            .where(user_t.c.tenant_id == tenant_id, user_t.c.id == user_id)
             .values(password_hash=password_hash)
         )
 
@@ -152,86 +167,131 @@ class Repository:
         return row.scalar_one_or_none()
 
     # sessions --------------------------------------------------------------
-    async def create_session(self, tenant_id: int, user_id: int, session_id: uuid.UUID,
-                             refresh_hash: bytes, cookie_hash: bytes, ttl_seconds: int) -> None:
-        await self.conn.execute(insert(session_t).values(
-            id=session_id, tenant_id=tenant_id, user_id=user_id, refresh_hash=refresh_hash,
-            cookie_hash=cookie_hash,
-            expires_at=func.now() + _seconds(ttl_seconds),
-        ))
+    async def create_session(
+        self,
+        tenant_id: int,
+        user_id: int,
+        session_id: uuid.UUID,
+        refresh_hash: bytes,
+        cookie_hash: bytes,
+        ttl_seconds: int,
+    ) -> None:
+        await self.conn.execute(
+            insert(session_t).values(
+                id=session_id,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                refresh_hash=refresh_hash,
+                cookie_hash=cookie_hash,
+                expires_at=func.now() + _seconds(ttl_seconds),
+            )
+        )
 
     async def session_view(self, tenant_id: int, session_id: uuid.UUID) -> SessionView | None:
-        row = (await self.conn.execute(_SESSION_VIEW, {"t": tenant_id, "s": session_id})
-               ).mappings().one_or_none()
+        row = (
+            (await self.conn.execute(_SESSION_VIEW, {"t": tenant_id, "s": session_id}))
+            .mappings()
+            .one_or_none()
+        )
         return _session_view(row) if row else None
 
-    async def session_secret_hashes(self, tenant_id: int,
-                                    session_id: uuid.UUID) -> tuple[bytes, bytes] | None:
-        row = (await self.conn.execute(
-            select(session_t.c.refresh_hash, session_t.c.cookie_hash)
-            .where(session_t.c.tenant_id == tenant_id, session_t.c.id == session_id)
-            .with_for_update()
-        )).one_or_none()
+    async def session_secret_hashes(
+        self, tenant_id: int, session_id: uuid.UUID
+    ) -> tuple[bytes, bytes] | None:
+        row = (
+            await self.conn.execute(
+                select(session_t.c.refresh_hash, session_t.c.cookie_hash)
+                .where(session_t.c.tenant_id == tenant_id, session_t.c.id == session_id)
+                .with_for_update()
+            )
+        ).one_or_none()
         return (row.refresh_hash, row.cookie_hash) if row else None
 
-    async def rotate_refresh(self, tenant_id: int, session_id: uuid.UUID, new_hash: bytes,
-                             ttl_seconds: int) -> None:
+    async def rotate_refresh(
+        self, tenant_id: int, session_id: uuid.UUID, new_hash: bytes, ttl_seconds: int
+    ) -> None:
         await self.conn.execute(
             update(session_t)
             .where(session_t.c.tenant_id == tenant_id, session_t.c.id == session_id)
-            .values(refresh_hash=new_hash,
-                    expires_at=func.now() + _seconds(ttl_seconds))
+            .values(refresh_hash=new_hash, expires_at=func.now() + _seconds(ttl_seconds))
         )
 
     async def revoke_session(self, tenant_id: int, session_id: uuid.UUID) -> None:
         await self.conn.execute(
             update(session_t)
-            .where(session_t.c.tenant_id == tenant_id, session_t.c.id == session_id,
-                   session_t.c.revoked_at.is_(None))
+            .where(
+                session_t.c.tenant_id == tenant_id,
+                session_t.c.id == session_id,
+                session_t.c.revoked_at.is_(None),
+            )
             .values(revoked_at=func.now())
         )
 
     async def revoke_user_sessions(self, tenant_id: int, user_id: int) -> list[uuid.UUID]:
         rows = await self.conn.execute(
             update(session_t)
-            .where(session_t.c.tenant_id == tenant_id, session_t.c.user_id == user_id,
-                   session_t.c.revoked_at.is_(None))
-            .values(revoked_at=func.now()).returning(session_t.c.id)
+            .where(
+                session_t.c.tenant_id == tenant_id,
+                session_t.c.user_id == user_id,
+                session_t.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=func.now())
+            .returning(session_t.c.id)
         )
         return list(rows.scalars())
 
     # ws tickets ------------------------------------------------------------
-    async def create_ticket(self, tenant_id: int, session_id: uuid.UUID, token_hash: bytes,
-                            ttl_seconds: int) -> None:
-        await self.conn.execute(insert(ticket_t).values(
-            token_hash=token_hash, tenant_id=tenant_id, session_id=session_id,
-            expires_at=func.now() + _seconds(ttl_seconds),
-        ))
-        await self.conn.execute(delete(ticket_t).where(
-            ticket_t.c.tenant_id == tenant_id,
-            ticket_t.c.expires_at < func.now() - _seconds(3600)))
+    async def create_ticket(
+        self, tenant_id: int, session_id: uuid.UUID, token_hash: bytes, ttl_seconds: int
+    ) -> None:
+        await self.conn.execute(
+            insert(ticket_t).values(
+                token_hash=token_hash,
+                tenant_id=tenant_id,
+                session_id=session_id,
+                expires_at=func.now() + _seconds(ttl_seconds),
+            )
+        )
+        await self.conn.execute(
+            delete(ticket_t).where(
+                ticket_t.c.tenant_id == tenant_id,
+                ticket_t.c.expires_at < func.now() - _seconds(3600),
+            )
+        )
 
-    async def redeem_ticket(self, tenant_id: int,
-                            token_hash: bytes) -> tuple[uuid.UUID, bool] | None:
+    async def redeem_ticket(
+        self, tenant_id: int, token_hash: bytes
+    ) -> tuple[uuid.UUID, bool] | None:
         """Marks the ticket used; returns (session, still_fresh), or None if unknown or used."""
-        row = (await self.conn.execute(
-            update(ticket_t)
-            .where(ticket_t.c.tenant_id == tenant_id, ticket_t.c.token_hash == token_hash,
-                   ticket_t.c.used_at.is_(None))
-            .values(used_at=func.now())
-            .returning(ticket_t.c.session_id, (ticket_t.c.expires_at > func.now()).label("fresh"))
-        )).one_or_none()
+        row = (
+            await self.conn.execute(
+                update(ticket_t)
+                .where(
+                    ticket_t.c.tenant_id == tenant_id,
+                    ticket_t.c.token_hash == token_hash,
+                    ticket_t.c.used_at.is_(None),
+                )
+                .values(used_at=func.now())
+                .returning(
+                    ticket_t.c.session_id, (ticket_t.c.expires_at > func.now()).label("fresh")
+                )
+            )
+        ).one_or_none()
         return (row.session_id, bool(row.fresh)) if row else None
 
     # login throttle (not tenant-owned: keyed by name and by address) -------
-    async def throttle_retry_after(self, keys: Sequence[str], limits: Sequence[int],
-                                   window_seconds: int) -> float:
+    async def throttle_retry_after(
+        self, keys: Sequence[str], limits: Sequence[int], window_seconds: int
+    ) -> float:
         """Seconds until the most-limited key may try again (0 when none is locked)."""
         rows = await self.conn.execute(
-            select(throttle_t.c.key, throttle_t.c.failures,
-                   func.extract("epoch", throttle_t.c.window_start + _seconds(window_seconds)
-                                - func.now()).label("left"))
-            .where(throttle_t.c.key.in_(list(keys)))
+            select(
+                throttle_t.c.key,
+                throttle_t.c.failures,
+                func.extract(
+                    "epoch", throttle_t.c.window_start + _seconds(window_seconds) - func.now()
+                ).label("left"),
+            ).where(throttle_t.c.key.in_(list(keys)))
         )
         limit_of = dict(zip(keys, limits, strict=True))
         waits = [float(r.left) for r in rows if r.failures >= limit_of[r.key] and r.left > 0]
@@ -244,72 +304,103 @@ class Repository:
         await self.conn.execute(delete(throttle_t).where(throttle_t.c.key == key))
 
     # rooms -----------------------------------------------------------------
-    async def create_room(self, tenant_id: int, name: str, private: bool,
-                          created_by: int | None) -> RoomRow | None:
+    async def create_room(
+        self, tenant_id: int, name: str, private: bool, created_by: int | None
+    ) -> RoomRow | None:
         """None when the name is taken in this tenant."""
-        row = (await self.conn.execute(
-            pg_insert(room_t)
-            .values(tenant_id=tenant_id, name=name, private=private, created_by=created_by)
-            .on_conflict_do_nothing(index_elements=[room_t.c.tenant_id, room_t.c.name])
-            .returning(*room_t.c)
-        )).one_or_none()
+        row = (
+            await self.conn.execute(
+                pg_insert(room_t)
+                .values(tenant_id=tenant_id, name=name, private=private, created_by=created_by)
+                .on_conflict_do_nothing(index_elements=[room_t.c.tenant_id, room_t.c.name])
+                .returning(*room_t.c)
+            )
+        ).one_or_none()
         if row is not None and private and created_by is not None:
             await self.add_member(tenant_id, row.id, created_by)
         return _room(row) if row else None
 
     async def room_by_name(self, tenant_id: int, name: str) -> RoomRow | None:
-        row = (await self.conn.execute(
-            select(room_t).where(room_t.c.tenant_id == tenant_id, room_t.c.name == name)
-        )).one_or_none()
+        row = (
+            await self.conn.execute(
+                select(room_t).where(room_t.c.tenant_id == tenant_id, room_t.c.name == name)
+            )
+        ).one_or_none()
         return _room(row) if row else None
 
     async def room_last_seq(self, tenant_id: int, room_id: int) -> int:
-        return int((await self.conn.execute(
-            select(room_t.c.last_seq).where(room_t.c.tenant_id == tenant_id, room_t.c.id == room_id)
-        )).scalar_one())
+        return int(
+            (
+                await self.conn.execute(
+                    select(room_t.c.last_seq).where(
+                        room_t.c.tenant_id == tenant_id, room_t.c.id == room_id
+                    )
+                )
+            ).scalar_one()
+        )
 
     async def visible_rooms(self, tenant_id: int, user_id: int) -> list[RoomRow]:
-        is_member = select(member_t.c.room_id).where(
-            member_t.c.tenant_id == tenant_id, member_t.c.room_id == room_t.c.id,
-            member_t.c.user_id == user_id).exists()
+        is_member = (
+            select(member_t.c.room_id)
+            .where(
+                member_t.c.tenant_id == tenant_id,
+                member_t.c.room_id == room_t.c.id,
+                member_t.c.user_id == user_id,
+            )
+            .exists()
+        )
         rows = await self.conn.execute(
-            select(room_t).where(room_t.c.tenant_id == tenant_id,
-                                 or_(room_t.c.private.is_(False), is_member))
+            select(room_t)
+            .where(room_t.c.tenant_id == tenant_id, or_(room_t.c.private.is_(False), is_member))
             .order_by(room_t.c.name)
         )
         return [_room(r) for r in rows]
 
     async def is_member(self, tenant_id: int, room_id: int, user_id: int) -> bool:
-        row = await self.conn.execute(select(member_t.c.user_id).where(
-            member_t.c.tenant_id == tenant_id, member_t.c.room_id == room_id,
-            member_t.c.user_id == user_id))
+        row = await self.conn.execute(
+            select(member_t.c.user_id).where(
+                member_t.c.tenant_id == tenant_id,
+                member_t.c.room_id == room_id,
+                member_t.c.user_id == user_id,
+            )
+        )
         return row.first() is not None
 
     async def remove_member(self, tenant_id: int, room_id: int, user_id: int) -> bool:
-        result = await self.conn.execute(delete(member_t).where(
-            member_t.c.tenant_id == tenant_id, member_t.c.room_id == room_id,
-            member_t.c.user_id == user_id))
+        result = await self.conn.execute(
+            delete(member_t).where(
+                member_t.c.tenant_id == tenant_id,
+                member_t.c.room_id == room_id,
+                member_t.c.user_id == user_id,
+            )
+        )
         return bool(result.rowcount)
 
     async def rooms_with_member_counts(self, tenant_id: int) -> list[tuple[RoomRow, int]]:
-        members = (select(func.count()).select_from(member_t)
-                   .where(member_t.c.tenant_id == room_t.c.tenant_id,
-                          member_t.c.room_id == room_t.c.id)
-                   .scalar_subquery())
+        members = (
+            select(func.count())
+            .select_from(member_t)
+            .where(member_t.c.tenant_id == room_t.c.tenant_id, member_t.c.room_id == room_t.c.id)
+            .scalar_subquery()
+        )
         rows = await self.conn.execute(
-            select(room_t, members.label("members")).where(room_t.c.tenant_id == tenant_id)
-            .order_by(room_t.c.name))
+            select(room_t, members.label("members"))
+            .where(room_t.c.tenant_id == tenant_id)
+            .order_by(room_t.c.name)
+        )
         return [(_room(r), int(r.members)) for r in rows]
 
     async def add_member(self, tenant_id: int, room_id: int, user_id: int) -> None:
         await self.conn.execute(
-            pg_insert(member_t).values(tenant_id=tenant_id, room_id=room_id, user_id=user_id)
+            pg_insert(member_t)
+            .values(tenant_id=tenant_id, room_id=room_id, user_id=user_id)
             .on_conflict_do_nothing()
         )
 
     # messages --------------------------------------------------------------
-    async def history(self, tenant_id: int, room: RoomRow, *, after: int | None,
-                      before: int | None, limit: int) -> tuple[list[MessageRow], bool]:
+    async def history(
+        self, tenant_id: int, room: RoomRow, *, after: int | None, before: int | None, limit: int
+    ) -> tuple[list[MessageRow], bool]:
         """Keyset pages on (room_id, seq): one index range scan of `limit + 1` rows."""
         m = message_t
         q = select(m).where(m.c.tenant_id == tenant_id, m.c.room_id == room.id)
@@ -326,73 +417,119 @@ class Repository:
             rows.reverse()
         return [_message(room.name, r) for r in rows], has_more
 
-    async def messages_between(self, tenant_id: int, room_id: int, room_name: str,
-                               after: int, upto: int, limit: int) -> list[MessageRow]:
+    async def messages_between(
+        self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
+    ) -> list[MessageRow]:
         m = message_t
         rows = await self.conn.execute(
-            select(m).where(m.c.tenant_id == tenant_id, m.c.room_id == room_id,
-                            m.c.seq > after, m.c.seq <= upto)
-            .order_by(m.c.seq).limit(limit)
+            select(m)
+            .where(
+                m.c.tenant_id == tenant_id, m.c.room_id == room_id, m.c.seq > after, m.c.seq <= upto
+            )
+            .order_by(m.c.seq)
+            .limit(limit)
         )
         return [_message(room_name, r) for r in rows]
 
     # broadcasts ------------------------------------------------------------------
-    async def create_broadcast(self, tenant_id: int, sender: str, body: str,
-                               rooms: list[str] | None) -> BroadcastRow:
-        row = (await self.conn.execute(
-            insert(broadcast_t).values(tenant_id=tenant_id, sender=sender, body=body,
-                                       rooms=rooms)
-            .returning(*broadcast_t.c)
-        )).one()
+    async def create_broadcast(
+        self, tenant_id: int, sender: str, body: str, rooms: list[str] | None
+    ) -> BroadcastRow:
+        row = (
+            await self.conn.execute(
+                insert(broadcast_t)
+                .values(tenant_id=tenant_id, sender=sender, body=body, rooms=rooms)
+                .returning(*broadcast_t.c)
+            )
+        ).one()
         return _broadcast(row)
 
     async def broadcast(self, tenant_id: int, broadcast_id: int) -> BroadcastRow | None:
-        row = (await self.conn.execute(select(broadcast_t).where(
-            broadcast_t.c.tenant_id == tenant_id, broadcast_t.c.id == broadcast_id))).one_or_none()
+        row = (
+            await self.conn.execute(
+                select(broadcast_t).where(
+                    broadcast_t.c.tenant_id == tenant_id, broadcast_t.c.id == broadcast_id
+                )
+            )
+        ).one_or_none()
         return _broadcast(row) if row else None
 
-    async def tenant_broadcasts(self, tenant_id: int, after: int,
-                                limit: int) -> tuple[list[BroadcastRow], bool]:
+    async def tenant_broadcasts(
+        self, tenant_id: int, after: int, limit: int
+    ) -> tuple[list[BroadcastRow], bool]:
         """Tenant-wide broadcasts (not room ones: those live in each room's history)."""
-        rows = list(await self.conn.execute(
-            select(broadcast_t).where(broadcast_t.c.tenant_id == tenant_id,
-                                      broadcast_t.c.id > after, broadcast_t.c.rooms.is_(None))
-            .order_by(broadcast_t.c.id).limit(limit + 1)))
+        rows = list(
+            await self.conn.execute(
+                select(broadcast_t)
+                .where(
+                    broadcast_t.c.tenant_id == tenant_id,
+                    broadcast_t.c.id > after,
+                    broadcast_t.c.rooms.is_(None),
+                )
+                .order_by(broadcast_t.c.id)
+                .limit(limit + 1)
+            )
+        )
         return [_broadcast(r) for r in rows[:limit]], len(rows) > limit
 
     async def message_at(self, tenant_id: int, room_id: int, seq: int) -> MessageRow | None:
-        row = (await self.conn.execute(
-            select(message_t, room_t.c.name.label("room_name"))
-            .join(room_t, and_(room_t.c.tenant_id == message_t.c.tenant_id,
-                               room_t.c.id == message_t.c.room_id))
-            .where(message_t.c.tenant_id == tenant_id, message_t.c.room_id == room_id,
-                   message_t.c.seq == seq))).one_or_none()
+        row = (
+            await self.conn.execute(
+                select(message_t, room_t.c.name.label("room_name"))
+                .join(
+                    room_t,
+                    and_(
+                        room_t.c.tenant_id == message_t.c.tenant_id,
+                        room_t.c.id == message_t.c.room_id,
+                    ),
+                )
+                .where(
+                    message_t.c.tenant_id == tenant_id,
+                    message_t.c.room_id == room_id,
+                    message_t.c.seq == seq,
+                )
+            )
+        ).one_or_none()
         return _message(row.room_name, row) if row else None
 
     # idempotency keys --------------------------------------------------------------
-    async def claim_idempotency(self, tenant_id: int, scope: str,
-                                key: str) -> tuple[str, dict[str, Any] | None]:
+    async def claim_idempotency(
+        self, tenant_id: int, scope: str, key: str
+    ) -> tuple[str, dict[str, Any] | None]:
         """("claimed", None) for a new key; ("done", answer) for a key answered within 24 h;
         ("busy", None) while another request holds it (claims older than 60 s expire)."""
-        claimed = (await self.conn.execute(_CLAIM_KEY, {"t": tenant_id, "s": scope, "k": key})
-                   ).first()
+        claimed = (
+            await self.conn.execute(_CLAIM_KEY, {"t": tenant_id, "s": scope, "k": key})
+        ).first()
         if claimed is not None:
             return "claimed", None
-        response = (await self.conn.execute(select(idem_t.c.response).where(
-            idem_t.c.tenant_id == tenant_id, idem_t.c.scope == scope, idem_t.c.key == key))
+        response = (
+            await self.conn.execute(
+                select(idem_t.c.response).where(
+                    idem_t.c.tenant_id == tenant_id, idem_t.c.scope == scope, idem_t.c.key == key
+                )
+            )
         ).scalar_one_or_none()
         return ("done", response) if response is not None else ("busy", None)
 
-    async def answer_idempotency(self, tenant_id: int, scope: str, key: str,
-                                 response: dict[str, Any]) -> None:
-        await self.conn.execute(update(idem_t).where(
-            idem_t.c.tenant_id == tenant_id, idem_t.c.scope == scope, idem_t.c.key == key)
-            .values(response=response))
+    async def answer_idempotency(
+        self, tenant_id: int, scope: str, key: str, response: dict[str, Any]
+    ) -> None:
+        await self.conn.execute(
+            update(idem_t)
+            .where(idem_t.c.tenant_id == tenant_id, idem_t.c.scope == scope, idem_t.c.key == key)
+            .values(response=response)
+        )
 
     async def release_idempotency(self, tenant_id: int, scope: str, key: str) -> None:
-        await self.conn.execute(delete(idem_t).where(
-            idem_t.c.tenant_id == tenant_id, idem_t.c.scope == scope, idem_t.c.key == key,
-            idem_t.c.response.is_(None)))
+        await self.conn.execute(
+            delete(idem_t).where(
+                idem_t.c.tenant_id == tenant_id,
+                idem_t.c.scope == scope,
+                idem_t.c.key == key,
+                idem_t.c.response.is_(None),
+            )
+        )
 
 
 _CLAIM_KEY = text("""
@@ -421,8 +558,15 @@ def _seconds(n: float) -> Any:
 
 
 def _user(row: Any) -> UserRow:
-    return UserRow(row.id, row.tenant_id, row.username, row.role, row.password_hash,
-                   row.disabled_at is not None, row.created_at)
+    return UserRow(
+        row.id,
+        row.tenant_id,
+        row.username,
+        row.role,
+        row.password_hash,
+        row.disabled_at is not None,
+        row.created_at,
+    )
 
 
 # The session check lives in one SQL function (migration c3d5e7f9a1b2).
@@ -430,8 +574,15 @@ _SESSION_VIEW = text("SELECT * FROM switchboard_session_view(:t, :s)")
 
 
 def _session_view(row: Any) -> SessionView:
-    return SessionView(row["id"], row["tenant_id"], row["slug"], row["uid"], row["username"],
-                       row["role"], bool(row["live"]))
+    return SessionView(
+        row["id"],
+        row["tenant_id"],
+        row["slug"],
+        row["uid"],
+        row["username"],
+        row["role"],
+        bool(row["live"]),
+    )
 
 
 def _broadcast(row: Any) -> BroadcastRow:
@@ -439,13 +590,15 @@ def _broadcast(row: Any) -> BroadcastRow:
 
 
 def _room(row: Any) -> RoomRow:
-    return RoomRow(row.id, row.tenant_id, row.name, row.private, row.created_by,
-                   row.created_at, row.last_seq)
+    return RoomRow(
+        row.id, row.tenant_id, row.name, row.private, row.created_by, row.created_at, row.last_seq
+    )
 
 
 def _message(room_name: str, row: Any) -> MessageRow:
-    return MessageRow(room_name, row.seq, row.sender, row.body, row.created_at, row.kind,
-                      row.client_msg_id)
+    return MessageRow(
+        room_name, row.seq, row.sender, row.body, row.created_at, row.kind, row.client_msg_id
+    )
 
 
 _APPEND = """
@@ -498,16 +651,20 @@ class MessageStore:
         await self.conn.execute(
             f"SELECT set_config('app.tenant_id', '{tid}', true); "
             f"SELECT id FROM room WHERE tenant_id = {tid} AND id IN ({ids}) "
-            "ORDER BY id FOR UPDATE")
+            "ORDER BY id FOR UPDATE"
+        )
 
-    async def existing(self, tenant_id: int,
-                       keys: Sequence[tuple[int, str]]) -> dict[tuple[int, str], Any]:
-        rows = await self.conn.fetch(_EXISTING, tenant_id, [k[0] for k in keys],
-                                     [k[1] for k in keys])
+    async def existing(
+        self, tenant_id: int, keys: Sequence[tuple[int, str]]
+    ) -> dict[tuple[int, str], Any]:
+        rows = await self.conn.fetch(
+            _EXISTING, tenant_id, [k[0] for k in keys], [k[1] for k in keys]
+        )
         return {(r["sender_id"], r["client_msg_id"]): r for r in rows}
 
-    async def append(self, tenant_id: int, rows: Sequence[tuple[Any, ...]],
-                     ts: datetime) -> dict[int, int]:
+    async def append(
+        self, tenant_id: int, rows: Sequence[tuple[Any, ...]], ts: datetime
+    ) -> dict[int, int]:
         """rows: (room_id, sender_id, sender, body, kind, client_msg_id) in send order.
         Returns each room's seq before this batch; the batch takes the next ones in order."""
         columns = list(zip(*rows, strict=True))
@@ -538,10 +695,15 @@ class Database:
     async def isolation_problems(self) -> list[str]:
         """Why row-level security would NOT apply to this application's queries, if at all."""
         async with self.engine.connect() as conn:
-            row = (await conn.execute(text(
-                "SELECT r.rolname, r.rolsuper, r.rolbypassrls, EXISTS (SELECT 1 FROM pg_tables "
-                "WHERE schemaname = 'public' AND tableowner = current_user) AS owns "
-                "FROM pg_roles r WHERE r.rolname = current_user"))).one()
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT r.rolname, r.rolsuper, r.rolbypassrls, EXISTS (SELECT 1 FROM pg_tables "
+                        "WHERE schemaname = 'public' AND tableowner = current_user) AS owns "
+                        "FROM pg_roles r WHERE r.rolname = current_user"
+                    )
+                )
+            ).one()
         problems = []
         if row.rolsuper:
             problems.append(f"role {row.rolname} is a superuser")
@@ -561,8 +723,9 @@ class Database:
     async def session_view(self, tenant_id: int, session_id: uuid.UUID) -> SessionView | None:
         """The session check behind every request and socket: one round trip."""
         async with self.raw() as conn:
-            row = await conn.fetchrow("SELECT * FROM switchboard_session_view($1, $2)",
-                                      tenant_id, session_id)
+            row = await conn.fetchrow(
+                "SELECT * FROM switchboard_session_view($1, $2)", tenant_id, session_id
+            )
         return _session_view(row) if row else None
 
     async def notify(self, channel: str, payload: str) -> None:

@@ -26,10 +26,15 @@ class RoomService:
         self.db = db
         self.broker = broker
         self.settings = settings
-        self.persister = Persister(db, self.publish, batch_max=settings.persister.batch_max,
-                                   batch_wait=settings.persister.batch_wait_ms / 1000)
-        self.buckets = TokenBuckets(settings.limits.messages_per_second,
-                                    settings.limits.message_burst)
+        self.persister = Persister(
+            db,
+            self.publish,
+            batch_max=settings.persister.batch_max,
+            batch_wait=settings.persister.batch_wait_ms / 1000,
+        )
+        self.buckets = TokenBuckets(
+            settings.limits.messages_per_second, settings.limits.message_burst
+        )
 
     # rooms ---------------------------------------------------------------------
     async def create(self, p: Principal, name: str, private: bool) -> RoomRow:
@@ -51,12 +56,16 @@ class RoomService:
         async with self.db.tx(p.tenant_id) as repo:
             room = await repo.room_by_name(p.tenant_id, name)
             if room is None and create_missing:
-                room = await repo.create_room(p.tenant_id, name, False, p.user_id) or \
-                    await repo.room_by_name(p.tenant_id, name)
+                room = await repo.create_room(
+                    p.tenant_id, name, False, p.user_id
+                ) or await repo.room_by_name(p.tenant_id, name)
             if room is None:
                 raise RoomNotFound()
-            if room.private and not p.is_admin and not await repo.is_member(
-                    p.tenant_id, room.id, p.user_id):
+            if (
+                room.private
+                and not p.is_admin
+                and not await repo.is_member(p.tenant_id, room.id, p.user_id)
+            ):
                 raise Forbidden("this room is private")
         return room
 
@@ -88,15 +97,18 @@ class RoomService:
             if user is None or not await repo.remove_member(p.tenant_id, room.id, user.id):
                 raise UserNotFound(f"{username!r} is not a member of this room")
         if room.private:
-            await self.broker.publish(tenant_channel(p.tenant_id), events.simple_event(
-                events.REMOVED, f"{user.id} {room.id}"))
+            await self.broker.publish(
+                tenant_channel(p.tenant_id),
+                events.simple_event(events.REMOVED, f"{user.id} {room.id}"),
+            )
 
     async def all_rooms(self, p: Principal) -> list[tuple[RoomRow, int]]:
         async with self.db.tx(p.tenant_id) as repo:
             return await repo.rooms_with_member_counts(p.tenant_id)
 
-    async def history(self, p: Principal, name: str, *, after: int | None, before: int | None,
-                      limit: int) -> tuple[list[MessageRow], bool]:
+    async def history(
+        self, p: Principal, name: str, *, after: int | None, before: int | None, limit: int
+    ) -> tuple[list[MessageRow], bool]:
         room = await self.get(p, name)
         async with self.db.tx(p.tenant_id) as repo:
             return await repo.history(p.tenant_id, room, after=after, before=before, limit=limit)
@@ -110,8 +122,9 @@ class RoomService:
         if not isinstance(body, str) or not body.strip():
             raise BodyInvalid("the body must be a non-empty string")
         if len(body) > self.settings.limits.max_body_chars:
-            raise BodyInvalid(f"the body is longer than {self.settings.limits.max_body_chars} "
-                              "characters")
+            raise BodyInvalid(
+                f"the body is longer than {self.settings.limits.max_body_chars} characters"
+            )
         return body
 
     def check_rate(self, p: Principal) -> None:
@@ -119,32 +132,44 @@ class RoomService:
         if wait > 0:
             raise RateLimited(wait, "too many messages; slow down")
 
-    def enqueue_post(self, p: Principal, room: RoomRow, body: object,
-                     client_msg_id: str | None) -> asyncio.Future[tuple[Stored, bool]]:
+    def enqueue_post(
+        self, p: Principal, room: RoomRow, body: object, client_msg_id: str | None
+    ) -> asyncio.Future[tuple[Stored, bool]]:
         """Validate and rate-limit now (raising at once), store later: the future resolves
         with (stored, created) after the commit."""
         text = self.check_body(body)
         self.check_rate(p)
         return self.persister.enqueue(
-            tenant_id=p.tenant_id, room_id=room.id, room=room.name, sender_id=p.user_id,
-            sender=p.username, body=text, client_msg_id=client_msg_id)
+            tenant_id=p.tenant_id,
+            room_id=room.id,
+            room=room.name,
+            sender_id=p.user_id,
+            sender=p.username,
+            body=text,
+            client_msg_id=client_msg_id,
+        )
 
-    async def post(self, p: Principal, room: RoomRow, body: object,
-                   client_msg_id: str | None) -> tuple[Stored, bool]:
+    async def post(
+        self, p: Principal, room: RoomRow, body: object, client_msg_id: str | None
+    ) -> tuple[Stored, bool]:
         return await self.enqueue_post(p, room, body, client_msg_id)
 
     async def publish(self, batch: list[Stored]) -> None:
-        await self.broker.publish_many([
-            (room_channel(s.tenant_id, s.room_id), events.message_event(s.message.seq, s.frame))
-            for s in batch])
+        await self.broker.publish_many(
+            [
+                (room_channel(s.tenant_id, s.room_id), events.message_event(s.message.seq, s.frame))
+                for s in batch
+            ]
+        )
 
     # HistoryLoader, for the hub ------------------------------------------------------
     async def last_seq(self, tenant_id: int, room_id: int) -> int:
         async with self.db.tx(tenant_id) as repo:
             return await repo.room_last_seq(tenant_id, room_id)
 
-    async def frames_between(self, tenant_id: int, room_id: int, room_name: str, after: int,
-                             upto: int, limit: int) -> Frames:
+    async def frames_between(
+        self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
+    ) -> Frames:
         async with self.db.tx(tenant_id) as repo:
             rows = await repo.messages_between(tenant_id, room_id, room_name, after, upto, limit)
         return [(m.seq, message_frame(m)) for m in rows]

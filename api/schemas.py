@@ -212,8 +212,14 @@ def error_frame(code: str, detail: str, ref: Any = None, **extra: Any) -> str:
 
 def message_dict(m: Any) -> dict[str, Any]:
     """The contract's message object, from anything shaped like repository.MessageRow."""
-    out: dict[str, Any] = {"room": m.room, "seq": m.seq, "sender": m.sender, "body": m.body,
-                           "ts": iso(m.ts), "kind": m.kind}
+    out: dict[str, Any] = {
+        "room": m.room,
+        "seq": m.seq,
+        "sender": m.sender,
+        "body": m.body,
+        "ts": iso(m.ts),
+        "kind": m.kind,
+    }
     if m.client_msg_id is not None:
         out["client_msg_id"] = m.client_msg_id
     return out

@@ -46,9 +46,12 @@ class PasswordHasher:
 
     def __init__(self, settings: AuthSettings) -> None:
         workers = settings.hash_workers or max(1, (os.cpu_count() or 2) - 1)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash",
-                                        initializer=_lower_priority,
-                                        initargs=(settings.hash_nice,))
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers,
+            thread_name_prefix="hash",
+            initializer=_lower_priority,
+            initargs=(settings.hash_nice,),
+        )
         self._max_pending = settings.hash_max_pending
         self._pending = 0
         self._context = CryptContext(
@@ -153,22 +156,40 @@ class TokenCodec:
         self._s = settings
         self._key = settings.jwt_secret
 
-    def issue(self, *, user_id: int, tenant_id: int, role: str, session_id: uuid.UUID,
-              now: float | None = None) -> tuple[str, int]:
+    def issue(
+        self,
+        *,
+        user_id: int,
+        tenant_id: int,
+        role: str,
+        session_id: uuid.UUID,
+        now: float | None = None,
+    ) -> tuple[str, int]:
         now = int(now if now is not None else time.time())
         exp = now + self._s.access_ttl_seconds
         claims: dict[str, Any] = {
-            "sub": str(user_id), "tid": tenant_id, "role": role, "sid": str(session_id),
-            "iat": now, "exp": exp, "iss": self._s.issuer, "aud": self._s.audience,
-            "typ": ACCESS_TYPE, "jti": secrets.token_urlsafe(8),
+            "sub": str(user_id),
+            "tid": tenant_id,
+            "role": role,
+            "sid": str(session_id),
+            "iat": now,
+            "exp": exp,
+            "iss": self._s.issuer,
+            "aud": self._s.audience,
+            "typ": ACCESS_TYPE,
+            "jti": secrets.token_urlsafe(8),
         }
         return jwt.encode(claims, self._key, algorithm=self._s.algorithm), exp
 
     def decode(self, token: str) -> AccessClaims:
         try:
             claims = jwt.decode(
-                token, self._key, algorithms=[self._s.algorithm],
-                audience=self._s.audience, issuer=self._s.issuer, leeway=self._s.leeway_seconds,
+                token,
+                self._key,
+                algorithms=[self._s.algorithm],
+                audience=self._s.audience,
+                issuer=self._s.issuer,
+                leeway=self._s.leeway_seconds,
                 options={"require": ["exp", "iat", "sub", "aud", "iss"]},
             )
         except jwt.ExpiredSignatureError as exc:
@@ -179,8 +200,11 @@ class TokenCodec:
             raise TokenError("invalid_token")
         try:
             return AccessClaims(
-                user_id=int(claims["sub"]), tenant_id=int(claims["tid"]), role=str(claims["role"]),
-                session_id=uuid.UUID(str(claims["sid"])), expires_at=int(claims["exp"]),
+                user_id=int(claims["sub"]),
+                tenant_id=int(claims["tid"]),
+                role=str(claims["role"]),
+                session_id=uuid.UUID(str(claims["sid"])),
+                expires_at=int(claims["exp"]),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise TokenError("invalid_token") from exc

@@ -41,15 +41,20 @@ class Services:
             await broker.publish(tenant_channel(tenant_id), payload)
 
         rooms = RoomService(db, broker, settings)
-        hub = Hub(broker, rooms, gap_wait=settings.broker.gap_wait_ms / 1000,
-                  replay_page=settings.ws.replay_page_size,
-                  sockets_per_user=settings.limits.sockets_per_user)
+        hub = Hub(
+            broker,
+            rooms,
+            gap_wait=settings.broker.gap_wait_ms / 1000,
+            replay_page=settings.ws.replay_page_size,
+            sockets_per_user=settings.limits.sockets_per_user,
+        )
         auth = AuthService(db, settings, publish_tenant_event)
         broadcasts = BroadcastService(db, broker, rooms)
         relay = None
         if isinstance(broker, MemoryBroker):  # let `switchboard broadcast` reach our sockets
-            relay = RelayListener(settings.database.url, db_role_settings(settings),
-                                  broadcasts.resolve_relayed)
+            relay = RelayListener(
+                settings.database.url, db_role_settings(settings), broadcasts.resolve_relayed
+            )
         return cls(settings, db, broker, auth, rooms, hub, broadcasts, relay)
 
     async def start(self) -> None:
@@ -57,8 +62,10 @@ class Services:
         if problems:
             raise RuntimeError(
                 "refusing to serve: tenant isolation in Postgres would not apply ("
-                + "; ".join(problems) + "). Run `switchboard migrate`, and leave "
-                "database.app_role = switchboard_app or log in as a restricted role.")
+                + "; ".join(problems)
+                + "). Run `switchboard migrate`, and leave "
+                "database.app_role = switchboard_app or log in as a restricted role."
+            )
         await self.hub.start()
         self.rooms.persister.start()
         if self.relay is not None:
@@ -79,4 +86,3 @@ class Services:
 def get_services(conn: HTTPConnection) -> Services:
     services: Services = conn.app.state.services
     return services
-

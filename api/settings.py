@@ -50,9 +50,9 @@ class AuthSettings(BaseModel):
     leeway_seconds: int = 10
     argon2_memory_kib: int = 19456
     argon2_time_cost: int = 2
-    hash_workers: int = 0          # 0 = cores - 1 (at least 1)
-    hash_nice: int = 10            # hashing threads yield the CPU to sockets
-    hash_max_pending: int = 64     # beyond this, logins get 503 + Retry-After
+    hash_workers: int = 0  # 0 = cores - 1 (at least 1)
+    hash_nice: int = 10  # hashing threads yield the CPU to sockets
+    hash_max_pending: int = 64  # beyond this, logins get 503 + Retry-After
 
 
 class HttpSettings(BaseModel):

@@ -19,8 +19,11 @@ from bench.servers import Database
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("scenario", choices=[*SCENARIOS, "all"])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--tiny", action="store_true", help="the harness's own smoke test")
@@ -48,8 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         from bench.report import write
 
-        write(results, {"mode": ["full", "quick", "tiny"][size],
-                        "seconds": round(time.monotonic() - started), **machine()})
+        write(
+            results,
+            {
+                "mode": ["full", "quick", "tiny"][size],
+                "seconds": round(time.monotonic() - started),
+                **machine(),
+            },
+        )
     return 0
 
 
@@ -58,15 +67,19 @@ def machine() -> dict[str, Any]:
 
     import psutil
 
-    return {"python": platform.python_version(), "cpus": os.cpu_count(),
-            "memory_gib": round(psutil.virtual_memory().total / 2**30),
-            "platform": platform.platform()}
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30),
+        "platform": platform.platform(),
+    }
 
 
 def _human(r: dict[str, Any]) -> str:
     peers = ", ".join(f"{k} {v} (x{r['ratios'].get(k)})" for k, v in r["peers"].items())
     return f"{r['scenario']:<12} switchboard {r['switchboard']} {r['unit']}" + (
-        f" | {peers}" if peers else "")
+        f" | {peers}" if peers else ""
+    )
 
 
 if __name__ == "__main__":

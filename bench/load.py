@@ -21,15 +21,18 @@ def _connect(proto_name: str, port: int, room: str, token: str) -> RawSocket:
     return connect_many(proto_name, port, room, [token])[0]
 
 
-def connect_many(proto_name: str, port: int, room: str | None, tokens: list[str],
-                 wave: int = 200) -> list[RawSocket]:
+def connect_many(
+    proto_name: str, port: int, room: str | None, tokens: list[str], wave: int = 200
+) -> list[RawSocket]:
     """Open sockets a wave at a time: every handshake and open frame of a wave is sent
     before any answer is awaited, so connecting costs the server's time, not round trips."""
     proto = PROTOCOLS[proto_name]
     out: list[RawSocket] = []
     for start in range(0, len(tokens), wave):
-        batch = [RawSocket("127.0.0.1", port, proto.path(room or "idle", token), wait=False)
-                 for token in tokens[start:start + wave]]
+        batch = [
+            RawSocket("127.0.0.1", port, proto.path(room or "idle", token), wait=False)
+            for token in tokens[start : start + wave]
+        ]
         for ws in batch:
             ws.finish_handshake()
             for frame in proto.open_frames(room):
@@ -51,7 +54,7 @@ def _stamp(payload: bytes) -> float | None:
         return None
     j = payload.find(b";", i)
     try:
-        return float(payload[i + 2:j])
+        return float(payload[i + 2 : j])
     except ValueError:
         return None
 
@@ -68,8 +71,16 @@ def answer_pings(sockets: list[RawSocket]) -> None:
                     ws.sock.sendall(encode_frame(payload, opcode=10))
 
 
-def subscribers(proto_name: str, port: int, room: str, tokens: list[str], latency: bool,
-                ready: Any, results: Any, stop: Any) -> None:
+def subscribers(
+    proto_name: str,
+    port: int,
+    room: str,
+    tokens: list[str],
+    latency: bool,
+    ready: Any,
+    results: Any,
+    stop: Any,
+) -> None:
     """Hold sockets in `room`; count message frames per time bucket (and latencies)."""
     raise_fd_limit()
     proto = PROTOCOLS[proto_name]
@@ -104,8 +115,17 @@ def subscribers(proto_name: str, port: int, room: str, tokens: list[str], latenc
     results.put({"buckets": buckets, "latencies": lat, "closes": closes})
 
 
-def publisher(proto_name: str, port: int, room: str, token: str, rate: float | None,
-              window: int, body_size: int, results: Any, stop: Any) -> None:
+def publisher(
+    proto_name: str,
+    port: int,
+    room: str,
+    token: str,
+    rate: float | None,
+    window: int,
+    body_size: int,
+    results: Any,
+    stop: Any,
+) -> None:
     """Publish into `room`: paced at `rate` per second, or as fast as acks return with up
     to `window` unacknowledged."""
     proto = PROTOCOLS[proto_name]
@@ -141,8 +161,16 @@ def publisher(proto_name: str, port: int, room: str, token: str, rate: float | N
     results.put({"sent": sent, "acked": acked})
 
 
-def senders(proto_name: str, port: int, assignments: list[tuple[str, str, str]],
-            body_size: int, ready: Any, results: Any, stop: Any, go: Any) -> None:
+def senders(
+    proto_name: str,
+    port: int,
+    assignments: list[tuple[str, str, str]],
+    body_size: int,
+    ready: Any,
+    results: Any,
+    stop: Any,
+    go: Any,
+) -> None:
     """Each (room, token, tag) socket sends one message at a time, the next when its own
     ack (or, for peers, its own echo) returns. Counts acks per time bucket."""
     raise_fd_limit()
@@ -180,17 +208,18 @@ def senders(proto_name: str, port: int, assignments: list[tuple[str, str, str]],
     results.put({"buckets": buckets})
 
 
-def idlers(proto_name: str, port: int, tokens: list[str], ready: Any, results: Any,
-           stop: Any) -> None:
+def idlers(
+    proto_name: str, port: int, tokens: list[str], ready: Any, results: Any, stop: Any
+) -> None:
     """Open authenticated sockets and keep them open (answering pings); report closes."""
     raise_fd_limit()
     sockets: list[RawSocket] = []
     failed = 0
     for start in range(0, len(tokens), 200):
         try:
-            sockets += connect_many(proto_name, port, None, tokens[start:start + 200])
+            sockets += connect_many(proto_name, port, None, tokens[start : start + 200])
         except Exception:
-            failed += len(tokens[start:start + 200])
+            failed += len(tokens[start : start + 200])
         answer_pings(sockets)  # a real client keeps its open sockets alive meanwhile
     ready.put(len(sockets))
     closes = 0
@@ -205,8 +234,9 @@ def idlers(proto_name: str, port: int, tokens: list[str], ready: Any, results: A
     open_at_end = sum(1 for ws in sockets if not ws.closed)
     for ws in sockets:
         ws.close()
-    results.put({"opened": len(sockets), "failed": failed, "closes": closes,
-                 "open_at_end": open_at_end})
+    results.put(
+        {"opened": len(sockets), "failed": failed, "closes": closes, "open_at_end": open_at_end}
+    )
 
 
 def pinger(port: int, token: str, interval: float, results: Any, stop: Any) -> None:
@@ -244,10 +274,10 @@ def login_loop(port: int, usernames: list[str], rate: float, results: Any, stop:
         nonlocal refused
         client = getattr(local, "client", None)
         if client is None:
-            client = local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                                                 timeout=60)
-        r = client.post("/auth/login", json={"tenant": "bench-login", "username": name,
-                                             "password": PASSWORD})
+            client = local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        r = client.post(
+            "/auth/login", json={"tenant": "bench-login", "username": name, "password": PASSWORD}
+        )
         if r.status_code != 200:
             refused += 1
             raise RuntimeError(r.status_code)
@@ -282,8 +312,7 @@ def _reporting(target: Any, *args: Any) -> None:
     except BaseException as exc:
         import traceback
 
-        message = {"error": f"{target.__name__}: {exc!r}",
-                   "trace": traceback.format_exc(limit=5)}
+        message = {"error": f"{target.__name__}: {exc!r}", "trace": traceback.format_exc(limit=5)}
         for arg in args:
             if hasattr(arg, "put") and hasattr(arg, "get"):
                 arg.put(message)

@@ -16,23 +16,49 @@ GOALS: list[tuple[str, str, Any, str]] = [
     ("fanout", "naive", lambda r: r["ratios"]["naive"] >= 1.0, ">= 1.0 x naive"),
     ("fanout", "socketio", lambda r: r["ratios"]["socketio"] >= 2.0, ">= 2 x socketio"),
     ("latency", "naive", lambda r: r["ratios"]["naive"] <= 1.5, "p99 <= 1.5 x naive"),
-    ("ingest", "naive-persist", lambda r: r["ratios"]["naive-persist"] >= 10,
-     ">= 10 x naive-persist"),
-    ("ingest", "executemany-1000", lambda r: r["ratios"]["executemany-1000"] >= 0.15,
-     ">= 0.15 x executemany ceiling"),
-    ("connections", "switchboard",
-     lambda r: r["switchboard"] <= 40 and r["detail"]["switchboard"]["open_at_end"]
-     == r["params"]["sockets"], "<= 40 KiB per socket, all stay connected"),
-    ("history", "1k page", lambda r: next(iter(r["ratios"].values())) <= 1.3,
-     "1M page <= 1.3 x 1k page"),
+    (
+        "ingest",
+        "naive-persist",
+        lambda r: r["ratios"]["naive-persist"] >= 10,
+        ">= 10 x naive-persist",
+    ),
+    (
+        "ingest",
+        "executemany-1000",
+        lambda r: r["ratios"]["executemany-1000"] >= 0.15,
+        ">= 0.15 x executemany ceiling",
+    ),
+    (
+        "connections",
+        "switchboard",
+        lambda r: (
+            r["switchboard"] <= 40
+            and r["detail"]["switchboard"]["open_at_end"] == r["params"]["sockets"]
+        ),
+        "<= 40 KiB per socket, all stay connected",
+    ),
+    (
+        "history",
+        "1k page",
+        lambda r: next(iter(r["ratios"].values())) <= 1.3,
+        "1M page <= 1.3 x 1k page",
+    ),
     ("login", "event-loop lag", lambda r: r["switchboard"] < 20, "lag p99 < 20 ms"),
 ]
 
 
 def versions() -> dict[str, str]:
     out = {}
-    for name in ("fastapi", "uvicorn", "websockets", "python-socketio", "sqlalchemy",
-                 "asyncpg", "redis", "uvloop"):
+    for name in (
+        "fastapi",
+        "uvicorn",
+        "websockets",
+        "python-socketio",
+        "sqlalchemy",
+        "asyncpg",
+        "redis",
+        "uvloop",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -42,8 +68,7 @@ def versions() -> dict[str, str]:
 
 def write(results: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     by_name = {r["scenario"]: r for r in results}
-    (HERE / "results.json").write_text(json.dumps({"meta": meta, "results": results},
-                                                  indent=1))
+    (HERE / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     lines = [
         "# Benchmark results",
         "",
@@ -69,21 +94,24 @@ def write(results: list[dict[str, Any]], meta: dict[str, Any]) -> None:
             met = "yes" if check(r) else "**no**"
         except (KeyError, TypeError, StopIteration):
             met = "?"
-        lines.append(f"| {scenario} | {r['unit']} | {_fmt(r['switchboard'])} | {peers} | "
-                     f"{ratios} | {words} | {met} |")
+        lines.append(
+            f"| {scenario} | {r['unit']} | {_fmt(r['switchboard'])} | {peers} | "
+            f"{ratios} | {words} | {met} |"
+        )
     lines += ["", "Parameters and resource use (CPU % of one core, RSS) per scenario:", ""]
     for r in results:
-        lines.append(f"- **{r['scenario']}**: params {json.dumps(r['params'])}; resources "
-                     f"{json.dumps(r.get('resources', {}))}"
-                     + (f"; detail {json.dumps(r['detail'])}" if "detail" in r else ""))
+        lines.append(
+            f"- **{r['scenario']}**: params {json.dumps(r['params'])}; resources "
+            f"{json.dumps(r.get('resources', {}))}"
+            + (f"; detail {json.dumps(r['detail'])}" if "detail" in r else "")
+        )
     lines += ["", "![deliveries/s and p99 latency per server](results.png)", ""]
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     chart(by_name)
 
 
 def _fmt(v: float) -> str:
-    return f"{v:,.0f}" if isinstance(v, int | float) and not math.isnan(v) and v >= 100 \
-        else str(v)
+    return f"{v:,.0f}" if isinstance(v, int | float) and not math.isnan(v) and v >= 100 else str(v)
 
 
 def chart(by_name: dict[str, dict[str, Any]]) -> None:
@@ -93,21 +121,25 @@ def chart(by_name: dict[str, dict[str, Any]]) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for axis, name, title in ((left, "fanout", "fan-out: deliveries/s (higher is better)"),
-                              (right, "latency", "p99 publish-to-receive ms (lower is better)")):
+    for axis, name, title in (
+        (left, "fanout", "fan-out: deliveries/s (higher is better)"),
+        (right, "latency", "p99 publish-to-receive ms (lower is better)"),
+    ):
         r = by_name.get(name)
         if r is None:
             axis.set_visible(False)
             continue
         labels = ["switchboard", *r["peers"]]
         values = [r["switchboard"], *r["peers"].values()]
-        bars = axis.bar(labels, values,
-                        color=["#2563eb"] + ["#9ca3af"] * (len(labels) - 1))
+        bars = axis.bar(labels, values, color=["#2563eb"] + ["#9ca3af"] * (len(labels) - 1))
         axis.bar_label(bars, labels=[f"{v:,.0f}" if v >= 100 else f"{v:.1f}" for v in values])
         axis.set_title(title, fontsize=10)
         axis.spines[["top", "right"]].set_visible(False)
     subscribers = by_name.get("fanout", {}).get("params", {}).get("subscribers", "?")
-    fig.suptitle(f"Switchboard vs what a Python team would otherwise run "
-                 f"({subscribers} subscribers, one room)", fontsize=11)
+    fig.suptitle(
+        f"Switchboard vs what a Python team would otherwise run "
+        f"({subscribers} subscribers, one room)",
+        fontsize=11,
+    )
     fig.tight_layout()
     fig.savefig(HERE / "results.png", dpi=110)

@@ -28,11 +28,18 @@ from bench.servers import (
 )
 
 SIZES = {  # full, quick, tiny (the harness's own test)
-    "subscribers": (1000, 1000, 20), "duration": (10.0, 3.0, 1.0), "warmup": (2.0, 1.0, 0.5),
-    "senders": (200, 200, 10), "rooms": (100, 100, 5), "connections": (10_000, 10_000, 50),
-    "hold": (20.0, 5.0, 1.0), "history_big": (1_000_000, 200_000, 2_000),
-    "history_small": (1_000, 1_000, 200), "history_requests": (300, 100, 20),
-    "login_rate": (50.0, 50.0, 5.0), "runs": (3, 1, 1),
+    "subscribers": (1000, 1000, 20),
+    "duration": (10.0, 3.0, 1.0),
+    "warmup": (2.0, 1.0, 0.5),
+    "senders": (200, 200, 10),
+    "rooms": (100, 100, 5),
+    "connections": (10_000, 10_000, 50),
+    "hold": (20.0, 5.0, 1.0),
+    "history_big": (1_000_000, 200_000, 2_000),
+    "history_small": (1_000, 1_000, 200),
+    "history_requests": (300, 100, 20),
+    "login_rate": (50.0, 50.0, 5.0),
+    "runs": (3, 1, 1),
 }
 
 
@@ -53,13 +60,25 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
-def result(name: str, unit: str, values: dict[str, float], params: dict[str, Any],
-           resources: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def result(
+    name: str,
+    unit: str,
+    values: dict[str, float],
+    params: dict[str, Any],
+    resources: dict[str, Any],
+    **extra: Any,
+) -> dict[str, Any]:
     ours = values.pop("switchboard")
-    return {"scenario": name, "unit": unit, "switchboard": round(ours, 3),
-            "peers": {k: round(v, 3) for k, v in values.items()},
-            "ratios": {k: round(ours / v, 3) if v else None for k, v in values.items()},
-            "params": params, "resources": resources, **extra}
+    return {
+        "scenario": name,
+        "unit": unit,
+        "switchboard": round(ours, 3),
+        "peers": {k: round(v, 3) for k, v in values.items()},
+        "ratios": {k: round(ours / v, 3) if v else None for k, v in values.items()},
+        "params": params,
+        "resources": resources,
+        **extra,
+    }
 
 
 def loop_lag(port: int) -> dict[float, float]:
@@ -136,22 +155,49 @@ def measure_window(server: Server, ctx: Context) -> tuple[float, float, dict[str
     return t0, time.monotonic(), use
 
 
-def run_fanout(server: Server, proto: str, tokens: list[str], subscribers: int,
-               rate: float | None, ctx: Context, latency: bool = False,
-               alongside: Callable[[], list[Any]] | None = None) -> dict[str, Any]:
+def run_fanout(
+    server: Server,
+    proto: str,
+    tokens: list[str],
+    subscribers: int,
+    rate: float | None,
+    ctx: Context,
+    latency: bool = False,
+    alongside: Callable[[], list[Any]] | None = None,
+) -> dict[str, Any]:
     """Subscribers connect first; then the publisher (and `alongside`'s processes) start."""
-    ready, results, pub_results, stop = (load.CTX.Queue(), load.CTX.Queue(),
-                                         load.CTX.Queue(), load.CTX.Event())
+    ready, results, pub_results, stop = (
+        load.CTX.Queue(),
+        load.CTX.Queue(),
+        load.CTX.Queue(),
+        load.CTX.Event(),
+    )
     room = "bench"
     per_proc = max(1, subscribers // 2)
-    chunks = [[tokens[i % len(tokens)] for i in range(s, min(s + per_proc, subscribers))]
-              for s in range(0, subscribers, per_proc)]
-    procs = [load.start(load.subscribers, proto, server.port, room, chunk, latency, ready,
-                        results, stop) for chunk in chunks]
+    chunks = [
+        [tokens[i % len(tokens)] for i in range(s, min(s + per_proc, subscribers))]
+        for s in range(0, subscribers, per_proc)
+    ]
+    procs = [
+        load.start(load.subscribers, proto, server.port, room, chunk, latency, ready, results, stop)
+        for chunk in chunks
+    ]
     try:
         connected = sum(load.ready_count(ready, 180) for _ in procs)
-        procs.append(load.start(load.publisher, proto, server.port, room, tokens[0], rate, 32,
-                                100, pub_results, stop))
+        procs.append(
+            load.start(
+                load.publisher,
+                proto,
+                server.port,
+                room,
+                tokens[0],
+                rate,
+                32,
+                100,
+                pub_results,
+                stop,
+            )
+        )
         if alongside is not None:
             alongside()
         t0, t1, use = measure_window(server, ctx)
@@ -162,9 +208,14 @@ def run_fanout(server: Server, proto: str, tokens: list[str], subscribers: int,
     _finish(procs)
     rate_out = load.window_rate([s["buckets"] for s in subs], t0, t1)
     lat = [latency for s in subs for at, latency in s["latencies"] if t0 <= at < t1]
-    return {"value": rate_out, "connected": connected, "resources": dict(use),
-            "closes": sum(s["closes"] for s in subs),
-            "p50_ms": pct(lat, 0.5) * 1000, "p99_ms": pct(lat, 0.99) * 1000}
+    return {
+        "value": rate_out,
+        "connected": connected,
+        "resources": dict(use),
+        "closes": sum(s["closes"] for s in subs),
+        "p50_ms": pct(lat, 0.5) * 1000,
+        "p99_ms": pct(lat, 0.99) * 1000,
+    }
 
 
 # scenarios -------------------------------------------------------------------------
@@ -180,12 +231,25 @@ def fanout(ctx: Context) -> dict[str, Any]:
 
         out = with_server(server, work)
         values[name], resources[name] = out["value"], out["resources"]
-        detail[name] = {"connected": out["connected"], "closed_1013": out["closes"],
-                        "runs": out["runs"]}
+        detail[name] = {
+            "connected": out["connected"],
+            "closed_1013": out["closes"],
+            "runs": out["runs"],
+        }
     ctx.shared["fanout_rate"] = values["switchboard"]
-    return result("fanout", "deliveries/s", values,
-                  {"subscribers": n, "body_bytes": 100, "publish_window": 32,
-                   "duration_s": ctx.p("duration")}, resources, detail=detail)
+    return result(
+        "fanout",
+        "deliveries/s",
+        values,
+        {
+            "subscribers": n,
+            "body_bytes": 100,
+            "publish_window": 32,
+            "duration_s": ctx.p("duration"),
+        },
+        resources,
+        detail=detail,
+    )
 
 
 def latency(ctx: Context) -> dict[str, Any]:
@@ -206,20 +270,36 @@ def latency(ctx: Context) -> dict[str, Any]:
 
         out = with_server(server, work)
         values[name], resources[name] = out["p99_ms"], out["resources"]
-        detail[name] = {"p50_ms": round(out["p50_ms"], 2), "p99_ms": round(out["p99_ms"], 2),
-                        "runs_p99_ms": out["runs"]}
-    return result("latency", "ms (p99 publish-to-receive)", values,
-                  {"subscribers": n, "publish_rate": rate}, resources, detail=detail)
+        detail[name] = {
+            "p50_ms": round(out["p50_ms"], 2),
+            "p99_ms": round(out["p99_ms"], 2),
+            "runs_p99_ms": out["runs"],
+        }
+    return result(
+        "latency",
+        "ms (p99 publish-to-receive)",
+        values,
+        {"subscribers": n, "publish_rate": rate},
+        resources,
+        detail=detail,
+    )
 
 
-def _ingest_run(server: Server, proto: str, assignments: list[tuple[str, str, str]],
-                ctx: Context) -> dict[str, Any]:
-    ready, results, stop, go = (load.CTX.Queue(), load.CTX.Queue(), load.CTX.Event(),
-                                load.CTX.Event())
+def _ingest_run(
+    server: Server, proto: str, assignments: list[tuple[str, str, str]], ctx: Context
+) -> dict[str, Any]:
+    ready, results, stop, go = (
+        load.CTX.Queue(),
+        load.CTX.Queue(),
+        load.CTX.Event(),
+        load.CTX.Event(),
+    )
     half = max(1, len(assignments) // 2)
-    chunks = [assignments[i:i + half] for i in range(0, len(assignments), half)]
-    procs = [load.start(load.senders, proto, server.port, chunk, 100, ready, results, stop, go)
-             for chunk in chunks]
+    chunks = [assignments[i : i + half] for i in range(0, len(assignments), half)]
+    procs = [
+        load.start(load.senders, proto, server.port, chunk, 100, ready, results, stop, go)
+        for chunk in chunks
+    ]
     try:
         for _ in procs:
             load.ready_count(ready, 180)
@@ -230,8 +310,7 @@ def _ingest_run(server: Server, proto: str, assignments: list[tuple[str, str, st
         go.set()
     outs = _collect(results, len(chunks))
     _finish(procs)
-    return {"value": load.window_rate([o["buckets"] for o in outs], t0, t1),
-            "resources": dict(use)}
+    return {"value": load.window_rate([o["buckets"] for o in outs], t0, t1), "resources": dict(use)}
 
 
 def ingest(ctx: Context) -> dict[str, Any]:
@@ -249,15 +328,21 @@ def ingest(ctx: Context) -> dict[str, Any]:
         plan = [(room_names[i % rooms], "", f"s{i}") for i in range(senders)]
         return median_of(ctx.p("runs"), lambda: _ingest_run(s, "naive-persist", plan, ctx))
 
-    for name, server, work in (("switchboard", switchboard(ctx.db), ours),
-                               ("naive-persist", peer("naive-persist", ctx.db), theirs)):
+    for name, server, work in (
+        ("switchboard", switchboard(ctx.db), ours),
+        ("naive-persist", peer("naive-persist", ctx.db), theirs),
+    ):
         out = with_server(server, work)
         values[name], resources[name] = out["value"], out["resources"]
     ceiling = asyncio.run(_executemany_ceiling(ctx))
     values["executemany-1000"] = ceiling
-    return result("ingest", "stored-and-acked messages/s", values,
-                  {"senders": senders, "rooms": rooms, "body_bytes": 100,
-                   "duration_s": ctx.p("duration")}, resources)
+    return result(
+        "ingest",
+        "stored-and-acked messages/s",
+        values,
+        {"senders": senders, "rooms": rooms, "body_bytes": 100, "duration_s": ctx.p("duration")},
+        resources,
+    )
 
 
 async def _executemany_ceiling(ctx: Context) -> float:
@@ -265,12 +350,16 @@ async def _executemany_ceiling(ctx: Context) -> float:
     conn = await asyncpg.connect(ctx.db.dsn)
     try:
         tenant = await conn.fetchval(
-            "INSERT INTO tenant (slug, name) VALUES ('ceiling', 'ceiling') RETURNING id")
-        room = await conn.fetchval("INSERT INTO room (tenant_id, name) VALUES ($1, 'ceiling') "
-                                   "RETURNING id", tenant)
+            "INSERT INTO tenant (slug, name) VALUES ('ceiling', 'ceiling') RETURNING id"
+        )
+        room = await conn.fetchval(
+            "INSERT INTO room (tenant_id, name) VALUES ($1, 'ceiling') RETURNING id", tenant
+        )
         body, now, seq, rows = "x" * 100, datetime.now(UTC), 0, 0
-        sql = ("INSERT INTO message (tenant_id, room_id, seq, sender, body, kind, created_at) "
-               "VALUES ($1, $2, $3, 'bench', $4, 'user', $5)")
+        sql = (
+            "INSERT INTO message (tenant_id, room_id, seq, sender, body, kind, created_at) "
+            "VALUES ($1, $2, $3, 'bench', $4, 'user', $5)"
+        )
         deadline = time.monotonic() + ctx.p("duration")
         started = time.monotonic()
         while time.monotonic() < deadline:
@@ -295,8 +384,12 @@ def connections(ctx: Context) -> dict[str, Any]:
             ready, results, stop = load.CTX.Queue(), load.CTX.Queue(), load.CTX.Event()
             before = s.rss()
             half = max(1, n // 2)
-            procs = [load.start(load.idlers, name, s.port, [token] * min(half, n - i), ready,
-                                results, stop) for i in range(0, n, half)]
+            procs = [
+                load.start(
+                    load.idlers, name, s.port, [token] * min(half, n - i), ready, results, stop
+                )
+                for i in range(0, n, half)
+            ]
             try:
                 opened = sum(load.ready_count(ready, 600) for _ in procs)
                 with s.usage() as use:
@@ -306,38 +399,56 @@ def connections(ctx: Context) -> dict[str, Any]:
                 stop.set()
             outs = _collect(results, len(procs))
             _finish(procs)
-            return {"value": (after - before) / 1024 / max(opened, 1), "opened": opened,
-                    "open_at_end": sum(o["open_at_end"] for o in outs),
-                    "failed": sum(o["failed"] for o in outs), "resources": dict(use)}
+            return {
+                "value": (after - before) / 1024 / max(opened, 1),
+                "opened": opened,
+                "open_at_end": sum(o["open_at_end"] for o in outs),
+                "failed": sum(o["failed"] for o in outs),
+                "resources": dict(use),
+            }
 
         out = with_server(server, work)
         values[name], resources[name] = out["value"], out["resources"]
-        detail[name] = {"opened": out["opened"], "open_at_end": out["open_at_end"],
-                        "failed": out["failed"]}
-    return result("connections", "KiB RSS per idle socket", values,
-                  {"sockets": n, "hold_s": hold}, resources, detail=detail)
+        detail[name] = {
+            "opened": out["opened"],
+            "open_at_end": out["open_at_end"],
+            "failed": out["failed"],
+        }
+    return result(
+        "connections",
+        "KiB RSS per idle socket",
+        values,
+        {"sockets": n, "hold_s": hold},
+        resources,
+        detail=detail,
+    )
 
 
 def history(ctx: Context) -> dict[str, Any]:
-    small, big, requests = ctx.p("history_small"), ctx.p("history_big"), ctx.p(
-        "history_requests")
+    small, big, requests = ctx.p("history_small"), ctx.p("history_big"), ctx.p("history_requests")
 
     def work(s: Server) -> dict[str, Any]:
         token = switchboard_tokens(ctx, s, 1)[0]
         create_rooms(s.port, token, ["small", "big"])
         asyncio.run(_fill_rooms(ctx, {"small": small, "big": big}))
         timings: dict[str, float] = {}
-        with s.usage() as use, httpx.Client(
-                base_url=f"http://127.0.0.1:{s.port}", timeout=30,
-                headers={"Authorization": f"Bearer {token}"}) as client:
+        with (
+            s.usage() as use,
+            httpx.Client(
+                base_url=f"http://127.0.0.1:{s.port}",
+                timeout=30,
+                headers={"Authorization": f"Bearer {token}"},
+            ) as client,
+        ):
             for room, size in (("small", small), ("big", big)):
                 samples = []
                 rng = random.Random(7)
                 for _ in range(requests):
                     before = rng.randint(101, size)
                     t0 = time.perf_counter()
-                    r = client.get(f"/rooms/{room}/messages",
-                                   params={"before": before, "limit": 100})
+                    r = client.get(
+                        f"/rooms/{room}/messages", params={"before": before, "limit": 100}
+                    )
                     samples.append(time.perf_counter() - t0)
                     assert r.status_code == 200 and len(r.json()["messages"]) == 100
                 timings[room] = statistics.median(samples) * 1000
@@ -345,13 +456,15 @@ def history(ctx: Context) -> dict[str, Any]:
 
     out = with_server(switchboard(ctx.db), work)
     timings = out["timings"]
-    return {"scenario": "history", "unit": "ms (p50 page of 100)",
-            "switchboard": round(timings["big"], 3),
-            "peers": {f"switchboard@{small}": round(timings["small"], 3)},
-            "ratios": {f"switchboard@{small}": round(timings["big"] / timings["small"], 3)},
-            "params": {"small_room": small, "big_room": big, "requests": requests,
-                       "limit": 100},
-            "resources": {"switchboard": out["resources"]}}
+    return {
+        "scenario": "history",
+        "unit": "ms (p50 page of 100)",
+        "switchboard": round(timings["big"], 3),
+        "peers": {f"switchboard@{small}": round(timings["small"], 3)},
+        "ratios": {f"switchboard@{small}": round(timings["big"] / timings["small"], 3)},
+        "params": {"small_room": small, "big_room": big, "requests": requests, "limit": 100},
+        "resources": {"switchboard": out["resources"]},
+    }
 
 
 async def _fill_rooms(ctx: Context, sizes: dict[str, int]) -> None:
@@ -360,13 +473,18 @@ async def _fill_rooms(ctx: Context, sizes: dict[str, int]) -> None:
         now = datetime.now(UTC)
         for name, size in sizes.items():
             tenant, room = await conn.fetchrow(
-                "SELECT tenant_id, id FROM room WHERE name = $1", name)
+                "SELECT tenant_id, id FROM room WHERE name = $1", name
+            )
             for start in range(0, size, 100_000):
-                rows = [(tenant, room, seq, "u0", f"message {seq} " + "x" * 80, "user", now)
-                        for seq in range(start + 1, min(start + 100_000, size) + 1)]
+                rows = [
+                    (tenant, room, seq, "u0", f"message {seq} " + "x" * 80, "user", now)
+                    for seq in range(start + 1, min(start + 100_000, size) + 1)
+                ]
                 await conn.copy_records_to_table(
-                    "message", records=rows, columns=["tenant_id", "room_id", "seq", "sender",
-                                                      "body", "kind", "created_at"])
+                    "message",
+                    records=rows,
+                    columns=["tenant_id", "room_id", "seq", "sender", "body", "kind", "created_at"],
+                )
             await conn.execute("UPDATE room SET last_seq = $1 WHERE id = $2", size, room)
         await conn.execute("ANALYZE message")
     finally:
@@ -388,42 +506,65 @@ def login_under_load(ctx: Context) -> dict[str, Any]:
         extra: list[Any] = []
 
         def start_logins() -> list[Any]:
-            extra.extend([load.start(load.pinger, s.port, tokens[1], 0.01, lag_q, stop),
-                          load.start(load.login_loop, s.port, names, login_rate, login_q,
-                                     stop)])
+            extra.extend(
+                [
+                    load.start(load.pinger, s.port, tokens[1], 0.01, lag_q, stop),
+                    load.start(load.login_loop, s.port, names, login_rate, login_q, stop),
+                ]
+            )
             return extra
 
         before = loop_lag(s.port)
         try:
-            fan = run_fanout(s, "switchboard", tokens, n, publish_rate, ctx, latency=True,
-                             alongside=start_logins)
+            fan = run_fanout(
+                s, "switchboard", tokens, n, publish_rate, ctx, latency=True, alongside=start_logins
+            )
         finally:
             stop.set()
         after = loop_lag(s.port)
         rtt = _collect(lag_q, 1)[0]["rtts"]
         logins = _collect(login_q, 1)[0]
         _finish(extra)
-        return {"lag_p99_ms": lag_p(before, after, 0.99),
-                "lag_p50_ms": lag_p(before, after, 0.5),
-                "ping_p99_ms": pct(rtt, 0.99) * 1000, "fanout": fan, "logins": logins}
+        return {
+            "lag_p99_ms": lag_p(before, after, 0.99),
+            "lag_p50_ms": lag_p(before, after, 0.5),
+            "ping_p99_ms": pct(rtt, 0.99) * 1000,
+            "fanout": fan,
+            "logins": logins,
+        }
 
     out = with_server(switchboard(ctx.db), work)
     fan, logins = out["fanout"], out["logins"]
     duration = ctx.p("warmup") + ctx.p("duration")
-    return {"scenario": "login", "unit": "ms (event-loop lag p99, bucket bound)",
-            "switchboard": round(out["lag_p99_ms"], 3), "peers": {}, "ratios": {},
-            "params": {"login_rate": login_rate, "subscribers": n,
-                       "publish_rate": round(publish_rate, 2), "argon2": "19 MiB, t=2, p=1"},
-            "resources": {"switchboard": fan["resources"]},
-            "detail": {"lag_p50_ms": round(out["lag_p50_ms"], 2),
-                       "ping_rtt_p99_ms": round(out["ping_p99_ms"], 2),
-                       "fanout_p99_ms": round(fan["p99_ms"], 2),
-                       "fanout_deliveries_per_s": round(fan["value"], 1),
-                       "logins_per_s": round(logins["logins"] / duration, 1),
-                       "login_p50_ms": round(pct(logins["durations"], 0.5) * 1000, 1)}}
+    return {
+        "scenario": "login",
+        "unit": "ms (event-loop lag p99, bucket bound)",
+        "switchboard": round(out["lag_p99_ms"], 3),
+        "peers": {},
+        "ratios": {},
+        "params": {
+            "login_rate": login_rate,
+            "subscribers": n,
+            "publish_rate": round(publish_rate, 2),
+            "argon2": "19 MiB, t=2, p=1",
+        },
+        "resources": {"switchboard": fan["resources"]},
+        "detail": {
+            "lag_p50_ms": round(out["lag_p50_ms"], 2),
+            "ping_rtt_p99_ms": round(out["ping_p99_ms"], 2),
+            "fanout_p99_ms": round(fan["p99_ms"], 2),
+            "fanout_deliveries_per_s": round(fan["value"], 1),
+            "logins_per_s": round(logins["logins"] / duration, 1),
+            "login_p50_ms": round(pct(logins["durations"], 0.5) * 1000, 1),
+        },
+    }
 
 
 SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
-    "fanout": fanout, "latency": latency, "ingest": ingest, "connections": connections,
-    "history": history, "login": login_under_load,
+    "fanout": fanout,
+    "latency": latency,
+    "ingest": ingest,
+    "connections": connections,
+    "history": history,
+    "login": login_under_load,
 }

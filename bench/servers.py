@@ -22,8 +22,14 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-" + "b" * 40
-UVICORN_WS = ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--log-level",
-              "warning"]
+UVICORN_WS = [
+    "--ws",
+    "websockets-sansio",
+    "--ws-per-message-deflate",
+    "false",
+    "--log-level",
+    "warning",
+]
 # Only limits are raised for Switchboard; every other setting is its default.
 SWITCHBOARD_LIMITS = {
     "SWITCHBOARD_LIMITS__MESSAGES_PER_SECOND": "1000000000",
@@ -89,8 +95,14 @@ def _dsn(url: Any) -> str:
 class Server:
     """One server process; `usage()` samples its CPU % and RSS (children included)."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int,
-                 ready_path: str | None = "/healthz") -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        port: int,
+        ready_path: str | None = "/healthz",
+    ) -> None:
         self.name, self.argv, self.port, self.ready_path = name, argv, port, ready_path
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -99,8 +111,14 @@ class Server:
     def start(self) -> Server:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT, preexec_fn=raise_fd_limit)
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=raise_fd_limit,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -109,8 +127,12 @@ class Server:
                 if self.ready_path is None:
                     with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                         return self
-                elif httpx.get(f"http://127.0.0.1:{self.port}{self.ready_path}",
-                               timeout=1).status_code == 200:
+                elif (
+                    httpx.get(
+                        f"http://127.0.0.1:{self.port}{self.ready_path}", timeout=1
+                    ).status_code
+                    == 200
+                ):
                     return self
             except (OSError, httpx.HTTPError):
                 pass
@@ -154,32 +176,44 @@ class Server:
 def switchboard(db: Database) -> Server:
     port = free_port()
     env = {"DATABASE_URL": db.url, "SWITCHBOARD_JWT_SECRET": SECRET, **SWITCHBOARD_LIMITS}
-    server = Server("switchboard", [sys.executable, "-m", "api.cli", "serve", "--port",
-                                    str(port)], env, port)
+    server = Server(
+        "switchboard", [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env, port
+    )
     server.env.pop("REDIS_URL", None)  # one process, in-process broker
     return server
 
 
 def peer(name: str, db: Database | None = None) -> Server:
     port = free_port()
-    uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
-               *UVICORN_WS]
+    uvicorn = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *UVICORN_WS,
+    ]
     if name == "naive":
         return Server(name, [*uvicorn, "bench.peers.naive:app"], {}, port, None)
     if name == "socketio":
         return Server(name, [*uvicorn, "bench.peers.socketio_peer:app"], {}, port, None)
     if name == "naive-persist":
         assert db is not None
-        return Server(name, [*uvicorn, "bench.peers.naive_persist:app"],
-                      {"DATABASE_URL": db.url}, port, None)
+        return Server(
+            name, [*uvicorn, "bench.peers.naive_persist:app"], {"DATABASE_URL": db.url}, port, None
+        )
     if name == "websockets":
-        return Server(name, [sys.executable, "-m", "bench.peers.websockets_peer", str(port)],
-                      {}, port, None)
+        return Server(
+            name, [sys.executable, "-m", "bench.peers.websockets_peer", str(port)], {}, port, None
+        )
     raise ValueError(name)
 
 
-def make_accounts(db: Database, users: int, *, tenant: str = "bench",
-                  real_hash_cost: bool = False) -> tuple[int, list[str]]:
+def make_accounts(
+    db: Database, users: int, *, tenant: str = "bench", real_hash_cost: bool = False
+) -> tuple[int, list[str]]:
     """Tenant `bench` with users u0..u{n-1}; returns (tenant_id, usernames). Set-up hashes use
     a low argon2 cost unless `real_hash_cost` (the login scenario measures the real one)."""
     from api.auth import AuthService
@@ -218,15 +252,21 @@ PASSWORD = "bench password 123"
 
 
 def login(port: int, username: str, tenant: str = "bench") -> str:
-    r = httpx.post(f"http://127.0.0.1:{port}/auth/login", timeout=30,
-                   json={"tenant": tenant, "username": username, "password": PASSWORD})
+    r = httpx.post(
+        f"http://127.0.0.1:{port}/auth/login",
+        timeout=30,
+        json={"tenant": tenant, "username": username, "password": PASSWORD},
+    )
     r.raise_for_status()
     return str(r.json()["access_token"])
 
 
 def create_rooms(port: int, token: str, names: list[str]) -> None:
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                      headers={"Authorization": f"Bearer {token}"}) as client:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
         for name in names:
             r = client.post("/rooms", json={"name": name})
             if r.status_code not in (201, 409):

@@ -22,14 +22,26 @@ class Handshake(Exception):
 
 
 class RawSocket:
-    def __init__(self, host: str, port: int, path: str, headers: dict[str, str] | None = None,
-                 timeout: float = 30.0, wait: bool = True) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+        wait: bool = True,
+    ) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = base64.b64encode(os.urandom(16)).decode()
-        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket",
-                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
-                 "Sec-WebSocket-Version: 13"]
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: {host}:{port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {key}",
+            "Sec-WebSocket-Version: 13",
+        ]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         self.buffer = b""
@@ -72,7 +84,7 @@ class RawSocket:
                 head = 10
             if end - pos < head + b1:
                 break
-            out.append((buf[pos] & 0x0F, buf[pos + head:pos + head + b1]))
+            out.append((buf[pos] & 0x0F, buf[pos + head : pos + head + b1]))
             pos += head + b1
         self.buffer = buf[pos:]
         return out
@@ -99,7 +111,7 @@ class RawSocket:
             frames = self.frames()
             for i, (opcode, payload) in enumerate(frames):
                 if opcode == 1 and predicate(payload):
-                    self.pending = frames[i + 1:]  # keep what came after it
+                    self.pending = frames[i + 1 :]  # keep what came after it
                     return payload
                 if opcode == 8:
                     raise Handshake(f"closed: {payload[:2].hex()} {payload[2:]!r}")
@@ -130,8 +142,11 @@ def encode_frame(payload: bytes, opcode: int = 1) -> bytes:
     return header + mask + masked
 
 
-def pump(sockets: list[RawSocket], on_frame: Callable[[RawSocket, int, bytes], None],
-         until: Callable[[], bool]) -> None:
+def pump(
+    sockets: list[RawSocket],
+    on_frame: Callable[[RawSocket, int, bytes], None],
+    until: Callable[[], bool],
+) -> None:
     """Read every socket as data arrives, calling on_frame for each frame, until `until()`."""
     sel = selectors.DefaultSelector()
     for s in sockets:

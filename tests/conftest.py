@@ -75,8 +75,18 @@ def make_server(database_url: str) -> Iterator[Any]:
         live.stop()
 
 
-TABLES = ("ws_ticket", "message", "membership", "room", "auth_session", "broadcast",
-          "idempotency_key", "app_user", "tenant", "login_throttle")
+TABLES = (
+    "ws_ticket",
+    "message",
+    "membership",
+    "room",
+    "auth_session",
+    "broadcast",
+    "idempotency_key",
+    "app_user",
+    "tenant",
+    "login_throttle",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -125,25 +135,48 @@ class Factory:
         self.tenant_ids[slug] = self.server.call(make)
         return slug
 
-    def user(self, tenant: str, username: str, password: str = "correct horse battery",
-             role: str = "member") -> str:
+    def user(
+        self,
+        tenant: str,
+        username: str,
+        password: str = "correct horse battery",
+        role: str = "member",
+    ) -> str:
         tenant_id = self.tenant_ids.get(tenant) or self.server.call(
-            lambda s: s.auth.tenant_id(tenant))
+            lambda s: s.auth.tenant_id(tenant)
+        )
         self.server.call(lambda s: s.auth.create_user(tenant_id, username, password, role))
         return password
 
-    def login(self, tenant: str, username: str, password: str = "correct horse battery",
-              server: LiveServer | None = None) -> Account:
+    def login(
+        self,
+        tenant: str,
+        username: str,
+        password: str = "correct horse battery",
+        server: LiveServer | None = None,
+    ) -> Account:
         with (server or self.server).http() as client:
-            r = client.post("/auth/login", json={"tenant": tenant, "username": username,
-                                                 "password": password})
+            r = client.post(
+                "/auth/login", json={"tenant": tenant, "username": username, "password": password}
+            )
         assert r.status_code == 200, r.text
         body = r.json()
-        return Account(tenant, username, password, body["access_token"], body["refresh_token"],
-                       r.cookies["session"])
+        return Account(
+            tenant,
+            username,
+            password,
+            body["access_token"],
+            body["refresh_token"],
+            r.cookies["session"],
+        )
 
-    def account(self, tenant: str | None = None, username: str | None = None,
-                role: str = "member", server: LiveServer | None = None) -> Account:
+    def account(
+        self,
+        tenant: str | None = None,
+        username: str | None = None,
+        role: str = "member",
+        server: LiveServer | None = None,
+    ) -> Account:
         """A new user (in a new tenant unless given), logged in on `server` (default: the
         shared one)."""
         tenant = tenant or self.tenant()
@@ -153,8 +186,9 @@ class Factory:
 
     def room(self, account: Account, name: str = "general", private: bool = False) -> str:
         with self.server.http() as client:
-            r = client.post("/rooms", json={"name": name, "private": private},
-                            headers=account.headers)
+            r = client.post(
+                "/rooms", json={"name": name, "private": private}, headers=account.headers
+            )
         assert r.status_code == 201, r.text
         return name
 

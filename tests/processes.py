@@ -25,8 +25,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(base_url: str, proc: subprocess.Popen[bytes], log: Path,
-               seconds: float = 60) -> None:
+def wait_ready(
+    base_url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 60
+) -> None:
     """Poll /readyz until a `switchboard serve` answers 200; fail with its log if it dies."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -51,9 +52,22 @@ class RedisProcess:
     def start(self) -> RedisProcess:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.tmp)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as s:
@@ -71,21 +85,31 @@ class RedisProcess:
 class Worker:
     """One `switchboard serve` process on its own port."""
 
-    def __init__(self, database_url: str, redis_url: str | None, log_dir: Path,
-                 **settings: str) -> None:
+    def __init__(
+        self, database_url: str, redis_url: str | None, log_dir: Path, **settings: str
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.log = log_dir / f"worker-{self.port}.log"
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("REDIS_URL", "DATABASE_URL", "SWITCHBOARD_JWT_SECRET")}
-        env.update({"DATABASE_URL": database_url, "SWITCHBOARD_JWT_SECRET": TEST_SECRET,
-                    "SWITCHBOARD_AUTH__ARGON2_MEMORY_KIB": "1024",
-                    "SWITCHBOARD_AUTH__ARGON2_TIME_COST": "1",
-                    "SWITCHBOARD_LIMITS__MESSAGES_PER_SECOND": "1000",
-                    "SWITCHBOARD_LIMITS__MESSAGE_BURST": "1000",
-                    "SWITCHBOARD_BROKER__GAP_WAIT_MS": "100",
-                    "PYTHONUNBUFFERED": "1", **settings})
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("REDIS_URL", "DATABASE_URL", "SWITCHBOARD_JWT_SECRET")
+        }
+        env.update(
+            {
+                "DATABASE_URL": database_url,
+                "SWITCHBOARD_JWT_SECRET": TEST_SECRET,
+                "SWITCHBOARD_AUTH__ARGON2_MEMORY_KIB": "1024",
+                "SWITCHBOARD_AUTH__ARGON2_TIME_COST": "1",
+                "SWITCHBOARD_LIMITS__MESSAGES_PER_SECOND": "1000",
+                "SWITCHBOARD_LIMITS__MESSAGE_BURST": "1000",
+                "SWITCHBOARD_BROKER__GAP_WAIT_MS": "100",
+                "PYTHONUNBUFFERED": "1",
+                **settings,
+            }
+        )
         if redis_url:
             env["REDIS_URL"] = redis_url
         self.env = env
@@ -95,7 +119,11 @@ class Worker:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port), *extra],
-                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.wait_ready()
         return self
 

@@ -42,8 +42,13 @@ class LiveServer:
     def __init__(self, settings: Settings, sndbuf: int | None = None) -> None:
         self.settings = settings
         self.app = create_app(settings)
-        config = uvicorn.Config(self.app, log_config=None, log_level="warning", lifespan="on",
-                                **server_options(settings))  # type: ignore[arg-type]
+        config = uvicorn.Config(
+            self.app,
+            log_config=None,
+            log_level="warning",
+            lifespan="on",
+            **server_options(settings),
+        )  # type: ignore[arg-type]
         self.server = uvicorn.Server(config)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -27,8 +27,10 @@ def test_login_sets_pair_and_cookie(server: LiveServer, factory: Factory) -> Non
     tenant = factory.tenant()
     factory.user(tenant, "alice", role="admin")
     with server.http() as client:
-        r = client.post("/auth/login", json={"tenant": tenant, "username": "alice",
-                                             "password": "correct horse battery"})
+        r = client.post(
+            "/auth/login",
+            json={"tenant": tenant, "username": "alice", "password": "correct horse battery"},
+        )
     assert r.status_code == 200
     body = r.json()
     assert body["token_type"] == "bearer" and body["expires_in"] == 900
@@ -52,8 +54,10 @@ def test_secure_cookie_setting(make_server: Any, factory: Factory) -> None:
     tenant = factory.tenant()
     factory.user(tenant, "sam")
     with live.http() as client:
-        r = client.post("/auth/login", json={"tenant": tenant, "username": "sam",
-                                             "password": "correct horse battery"})
+        r = client.post(
+            "/auth/login",
+            json={"tenant": tenant, "username": "sam", "password": "correct horse battery"},
+        )
     assert "secure" in r.headers["set-cookie"].lower()
 
 
@@ -105,8 +109,10 @@ def test_logout_kills_refresh_cookie_and_access(server: LiveServer, factory: Fac
         assert client.get("/auth/me", headers=by_cookie).status_code == 200
         r = client.post("/auth/logout", headers=acct.headers)
         assert r.status_code == 204
-        assert 'session=""' in r.headers["set-cookie"] or "max-age=0" in \
-            r.headers["set-cookie"].lower()
+        assert (
+            'session=""' in r.headers["set-cookie"]
+            or "max-age=0" in r.headers["set-cookie"].lower()
+        )
         r = client.get("/auth/me", headers=acct.headers)
         assert r.status_code == 401 and r.json()["error"] == "revoked"
         assert client.get("/auth/me", headers=by_cookie).status_code == 401
@@ -125,8 +131,9 @@ def test_cookie_auth_and_csrf(server: LiveServer, factory: Factory) -> None:
         r = client.post("/rooms", json={"name": "a"}, headers={"Origin": ORIGIN})
         assert r.status_code == 201
     with server.http() as client:  # bearer requests are not subject to CSRF
-        r = client.post("/rooms", json={"name": "b"}, headers={**acct.headers,
-                                                                 "Origin": "http://evil.example"})
+        r = client.post(
+            "/rooms", json={"name": "b"}, headers={**acct.headers, "Origin": "http://evil.example"}
+        )
         assert r.status_code == 201
         r = client.get("/auth/me", headers={"Cookie": f"session={acct.cookie[:-2]}zz"})
         assert r.status_code == 401
@@ -161,22 +168,26 @@ def forged(server: LiveServer, factory: Factory, **change: Any) -> tuple[str, st
     return jwt.encode(claims, key, algorithm=alg), acct.access_token
 
 
-@pytest.mark.parametrize("change, error", [
-    ({"_alg": "none"}, "invalid_token"),
-    ({"_key": "another-secret-" + "y" * 40}, "invalid_token"),
-    ({"_alg": "HS512"}, "invalid_token"),
-    ({"exp": int(time.time()) - 3600}, "expired_token"),
-    ({"_drop": "exp"}, "invalid_token"),
-    ({"_drop": "iat"}, "invalid_token"),
-    ({"aud": "someone-else"}, "invalid_token"),
-    ({"iss": "someone-else"}, "invalid_token"),
-    ({"typ": "refresh"}, "invalid_token"),
-    ({"_drop": "typ"}, "invalid_token"),
-    ({"tid": 999999}, "invalid_token"),
-    ({"sid": "00000000-0000-0000-0000-000000000000"}, "invalid_token"),
-])
-def test_forged_tokens_rejected(server: LiveServer, factory: Factory, change: dict[str, Any],
-                                error: str) -> None:
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"_alg": "none"}, "invalid_token"),
+        ({"_key": "another-secret-" + "y" * 40}, "invalid_token"),
+        ({"_alg": "HS512"}, "invalid_token"),
+        ({"exp": int(time.time()) - 3600}, "expired_token"),
+        ({"_drop": "exp"}, "invalid_token"),
+        ({"_drop": "iat"}, "invalid_token"),
+        ({"aud": "someone-else"}, "invalid_token"),
+        ({"iss": "someone-else"}, "invalid_token"),
+        ({"typ": "refresh"}, "invalid_token"),
+        ({"_drop": "typ"}, "invalid_token"),
+        ({"tid": 999999}, "invalid_token"),
+        ({"sid": "00000000-0000-0000-0000-000000000000"}, "invalid_token"),
+    ],
+)
+def test_forged_tokens_rejected(
+    server: LiveServer, factory: Factory, change: dict[str, Any], error: str
+) -> None:
     token, _ = forged(server, factory, **change)
     r = me(server, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
@@ -197,39 +208,54 @@ def test_login_throttling(make_server: Any, factory: Factory) -> None:
     factory.user(tenant, "bob")
     with live.http() as client:
         for _ in range(3):
-            r = client.post("/auth/login", json={"tenant": tenant, "username": "alice",
-                                                 "password": "wrong password"})
+            r = client.post(
+                "/auth/login",
+                json={"tenant": tenant, "username": "alice", "password": "wrong password"},
+            )
             assert r.status_code == 401
-        r = client.post("/auth/login", json={"tenant": tenant, "username": "alice",
-                                             "password": "correct horse battery"})
+        r = client.post(
+            "/auth/login",
+            json={"tenant": tenant, "username": "alice", "password": "correct horse battery"},
+        )
         assert r.status_code == 429
         assert int(r.headers["retry-after"]) > 0 and r.json()["error"] == "rate_limited"
         # bob is not locked by alice's failures...
-        r = client.post("/auth/login", json={"tenant": tenant, "username": "bob",
-                                             "password": "correct horse battery"})
+        r = client.post(
+            "/auth/login",
+            json={"tenant": tenant, "username": "bob", "password": "correct horse battery"},
+        )
         assert r.status_code == 200
         # ...until this address has failed too often for anyone.
         for _ in range(3):
-            client.post("/auth/login", json={"tenant": tenant, "username": "nobody",
-                                             "password": "wrong password"})
-        r = client.post("/auth/login", json={"tenant": tenant, "username": "bob",
-                                             "password": "correct horse battery"})
+            client.post(
+                "/auth/login",
+                json={"tenant": tenant, "username": "nobody", "password": "wrong password"},
+            )
+        r = client.post(
+            "/auth/login",
+            json={"tenant": tenant, "username": "bob", "password": "correct horse battery"},
+        )
         assert r.status_code == 429
 
 
-@pytest.mark.parametrize("password, status", [
-    ("x" * 10_000, 422),
-    ("", 422),
-    ("pass\x00word-long", 401),
-    ("ünïcødé-pässwörd-🔑", 401),
-])
-def test_hostile_passwords_at_login(server: LiveServer, factory: Factory, password: str,
-                                    status: int) -> None:
+@pytest.mark.parametrize(
+    "password, status",
+    [
+        ("x" * 10_000, 422),
+        ("", 422),
+        ("pass\x00word-long", 401),
+        ("ünïcødé-pässwörd-🔑", 401),
+    ],
+)
+def test_hostile_passwords_at_login(
+    server: LiveServer, factory: Factory, password: str, status: int
+) -> None:
     tenant = factory.tenant()
     factory.user(tenant, "alice")
     with server.http() as client:
-        r = client.post("/auth/login", json={"tenant": tenant, "username": "alice",
-                                             "password": password})
+        r = client.post(
+            "/auth/login", json={"tenant": tenant, "username": "alice", "password": password}
+        )
     assert r.status_code == status
     assert set(r.json()) == {"error", "detail"}
 
@@ -263,9 +289,15 @@ def test_bcrypt_hash_verifies_and_is_rehashed(server: LiveServer, factory: Facto
     assert server.call(stored_hash).startswith("$argon2id$")
 
 
-@pytest.mark.parametrize("body", [
-    b"not json", b"[]", b'{"tenant": "t"}', b'{"tenant": 1, "username": [], "password": {}}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"tenant": "t"}',
+        b'{"tenant": 1, "username": [], "password": {}}',
+    ],
+)
 def test_malformed_bodies_get_the_error_shape(server: LiveServer, body: bytes) -> None:
     with server.http() as client:
         r = client.post("/auth/login", content=body, headers={"Content-Type": "application/json"})

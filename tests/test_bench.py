@@ -20,39 +20,56 @@ KEYS = {"scenario", "unit", "switchboard", "peers", "ratios", "params"}
 
 def test_all_scenarios_tiny(database_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env["DATABASE_URL"] = make_url(database_url).set(database="postgres").render_as_string(
-        hide_password=False)
-    r = subprocess.run([sys.executable, "-m", "bench", "all", "--tiny", "--json"], cwd=ROOT,
-                       env=env, capture_output=True, text=True, timeout=600)
+    env["DATABASE_URL"] = (
+        make_url(database_url).set(database="postgres").render_as_string(hide_password=False)
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "bench", "all", "--tiny", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     results = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
-    assert [x["scenario"] for x in results] == ["fanout", "latency", "ingest", "connections",
-                                                "history", "login"]
+    assert [x["scenario"] for x in results] == [
+        "fanout",
+        "latency",
+        "ingest",
+        "connections",
+        "history",
+        "login",
+    ]
     for result in results:
         assert result.keys() >= KEYS, result
         assert isinstance(result["switchboard"], float | int) and result["switchboard"] > 0
         for peer, value in result["peers"].items():
             assert value > 0, (result["scenario"], peer)
-            assert result["ratios"][peer] == pytest.approx(result["switchboard"] / value,
-                                                           rel=0.01, abs=0.002)
+            assert result["ratios"][peer] == pytest.approx(
+                result["switchboard"] / value, rel=0.01, abs=0.002
+            )
     fanout = results[0]
     assert set(fanout["peers"]) == {"naive", "websockets", "socketio"}
-    assert all(d["connected"] == fanout["params"]["subscribers"]
-               for d in fanout["detail"].values())
+    assert all(d["connected"] == fanout["params"]["subscribers"] for d in fanout["detail"].values())
     connections = results[3]
-    assert all(d["open_at_end"] == connections["params"]["sockets"]
-               for d in connections["detail"].values())
+    assert all(
+        d["open_at_end"] == connections["params"]["sockets"] for d in connections["detail"].values()
+    )
     # Nothing left behind: no server or load process, no benchmark database.
-    leftovers = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
-                 if p.info["cmdline"] and any("bench.peers" in a or "bench-" in a
-                                              for a in p.info["cmdline"])]
+    leftovers = [
+        p.info["cmdline"]
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"] and any("bench.peers" in a or "bench-" in a for a in p.info["cmdline"])
+    ]
     assert leftovers == []
 
     async def bench_databases() -> list[str]:
         conn = await asyncpg.connect(env["DATABASE_URL"])
         try:
             rows = await conn.fetch(
-                "SELECT datname FROM pg_database WHERE datname LIKE 'switchboard_bench_%'")
+                "SELECT datname FROM pg_database WHERE datname LIKE 'switchboard_bench_%'"
+            )
             return [row["datname"] for row in rows]
         finally:
             await conn.close()

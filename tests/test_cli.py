@@ -16,15 +16,30 @@ from tests.support import TEST_SECRET
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(database_url: str | None, *args: str, stdin: str = "", env: dict[str, str] | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items()
-                if k not in ("DATABASE_URL", "REDIS_URL", "SWITCHBOARD_JWT_SECRET")}
+def run(
+    database_url: str | None,
+    *args: str,
+    stdin: str = "",
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "SWITCHBOARD_JWT_SECRET")
+    }
     if database_url:
         full_env["DATABASE_URL"] = database_url
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], input=stdin, text=True,
-                          capture_output=True, env=full_env, cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        env=full_env,
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 def test_create_tenant_and_users(database_url: str) -> None:
@@ -35,8 +50,16 @@ def test_create_tenant_and_users(database_url: str) -> None:
     r = run(database_url, "create-tenant", "Not A Slug")
     assert r.returncode == 1 and "invalid tenant slug" in r.stderr
 
-    r = run(database_url, "create-user", "--tenant", "acme", "alice", "--admin",
-            "--password-stdin", stdin="a long enough password\n")
+    r = run(
+        database_url,
+        "create-user",
+        "--tenant",
+        "acme",
+        "alice",
+        "--admin",
+        "--password-stdin",
+        stdin="a long enough password\n",
+    )
     assert r.returncode == 0 and "password" not in r.stdout
     r = run(database_url, "create-user", "--tenant", "acme", "bob")
     assert r.returncode == 0
@@ -47,8 +70,9 @@ def test_create_tenant_and_users(database_url: str) -> None:
     r = run(database_url, "create-user", "--tenant", "nope", "carol")
     assert r.returncode == 1 and "unknown tenant" in r.stderr
     for weak in ("\n", "short\n", "with\x00nul-inside\n"):
-        r = run(database_url, "create-user", "--tenant", "acme", "dave", "--password-stdin",
-                stdin=weak)
+        r = run(
+            database_url, "create-user", "--tenant", "acme", "dave", "--password-stdin", stdin=weak
+        )
         assert r.returncode == 1 and "password" in r.stderr, weak
 
     # The users can log in (through a server on the same database).
@@ -57,10 +81,14 @@ def test_create_tenant_and_users(database_url: str) -> None:
     live = LiveServer(settings_for(database_url)).start()
     try:
         with live.http() as client:
-            for username, password, role in (("alice", "a long enough password", "admin"),
-                                             ("bob", generated, "member")):
-                r = client.post("/auth/login", json={"tenant": "acme", "username": username,
-                                                     "password": password})
+            for username, password, role in (
+                ("alice", "a long enough password", "admin"),
+                ("bob", generated, "member"),
+            ):
+                r = client.post(
+                    "/auth/login",
+                    json={"tenant": "acme", "username": username, "password": password},
+                )
                 assert r.status_code == 200
                 token = r.json()["access_token"]
                 me = client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
@@ -81,29 +109,38 @@ def test_serve_refusals(database_url: str) -> None:
     assert r.returncode == 1 and "REDIS_URL" in r.stderr
 
 
-def test_serve_demo_prints_logins_and_never_logs_tokens(database_url: str,
-                                                        tmp_path: Path) -> None:
+def test_serve_demo_prints_logins_and_never_logs_tokens(database_url: str, tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "SWITCHBOARD_JWT_SECRET")}
-    env.update({"DATABASE_URL": database_url, "SWITCHBOARD_SERVER__DATA_DIR": str(tmp_path),
-                "PYTHONUNBUFFERED": "1"})
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SWITCHBOARD_JWT_SECRET")}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "SWITCHBOARD_SERVER__DATA_DIR": str(tmp_path),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--demo", "--port",
-                                 str(port)], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--demo", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc, log)
         text = log.read_text()
         password = text.split("alice")[1].split("password:")[1].split()[0]
-        r = httpx.post(f"{base}/auth/login", json={"tenant": "demo", "username": "alice",
-                                                   "password": password})
+        r = httpx.post(
+            f"{base}/auth/login", json={"tenant": "demo", "username": "alice", "password": password}
+        )
         assert r.status_code == 200
         token = r.json()["access_token"]
-        ticket = httpx.post(f"{base}/auth/ws-ticket",
-                            headers={"Authorization": f"Bearer {token}"}).json()["ticket"]
+        ticket = httpx.post(
+            f"{base}/auth/ws-ticket", headers={"Authorization": f"Bearer {token}"}
+        ).json()["ticket"]
         for query in (f"token={token}", f"ticket={ticket}"):
             with connect(f"ws://127.0.0.1:{port}/ws?{query}") as ws:
                 assert '"ready"' in str(ws.recv(timeout=5))
@@ -137,8 +174,14 @@ def test_embedded_postgres_from_nothing_and_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     for mode in ("write", "read"):
-        r = subprocess.run([sys.executable, "-c", script, str(data_dir), mode], cwd=ROOT,
-                           env=env, capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-c", script, str(data_dir), mode],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == "survives"
     assert (data_dir / "pgdata" / "PG_VERSION").exists()

@@ -12,8 +12,18 @@ from sqlalchemy.engine import make_url
 
 from api.cli import ROOT
 
-EXPECTED = {"tenant", "app_user", "auth_session", "ws_ticket", "login_throttle", "room",
-            "membership", "message", "broadcast", "idempotency_key"}
+EXPECTED = {
+    "tenant",
+    "app_user",
+    "auth_session",
+    "ws_ticket",
+    "login_throttle",
+    "room",
+    "membership",
+    "message",
+    "broadcast",
+    "idempotency_key",
+}
 
 
 def _dsn(url: str) -> str:
@@ -41,8 +51,12 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
         command.upgrade(config, "head")
         tables = {r["tablename"] for r in asyncio.run(_sql(_dsn(url), tables_sql))}
         assert tables >= EXPECTED
-        indexes = {r["indexname"] for r in asyncio.run(_sql(
-            _dsn(url), "SELECT indexname FROM pg_indexes WHERE tablename = 'message'"))}
+        indexes = {
+            r["indexname"]
+            for r in asyncio.run(
+                _sql(_dsn(url), "SELECT indexname FROM pg_indexes WHERE tablename = 'message'")
+            )
+        }
         assert "uq_message_room_id_seq" in indexes  # the keyset for history pages
         assert "uq_message_sender_client_msg_id" in indexes
         command.downgrade(config, "base")

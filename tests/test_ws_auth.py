@@ -18,8 +18,10 @@ def test_query_token(server: LiveServer, factory: Factory) -> None:
         ready = recv(ws)
     assert ready["type"] == "ready" and ready["user"] == acct.username
     assert ready["tenant"] == acct.tenant and ready["role"] == "admin"
-    assert ready["expires_at"] == jwt.decode(acct.access_token,
-                                             options={"verify_signature": False})["exp"]
+    assert (
+        ready["expires_at"]
+        == jwt.decode(acct.access_token, options={"verify_signature": False})["exp"]
+    )
 
 
 def test_cookie_with_allowed_origin(server: LiveServer, factory: Factory) -> None:
@@ -27,8 +29,7 @@ def test_cookie_with_allowed_origin(server: LiveServer, factory: Factory) -> Non
     headers = {"Cookie": f"session={acct.cookie}"}
     with server.ws(additional_headers=headers, origin=ORIGIN) as ws:  # type: ignore[arg-type]
         assert recv(ws)["user"] == acct.username
-    with server.ws(additional_headers=headers,
-                   origin="http://evil.example") as ws:  # type: ignore[arg-type]
+    with server.ws(additional_headers=headers, origin="http://evil.example") as ws:  # type: ignore[arg-type]
         assert close_of(ws) == (1008, "origin_not_allowed")
     with server.ws(additional_headers=headers) as ws:  # no Origin at all
         assert close_of(ws) == (1008, "origin_not_allowed")
@@ -92,8 +93,9 @@ def test_nothing_but_close_reaches_unauthenticated(server: LiveServer) -> None:
     assert frames == []
 
 
-def test_expiry_closes_live_socket_unless_reauthenticated(make_server: Any,
-                                                          factory: Factory) -> None:
+def test_expiry_closes_live_socket_unless_reauthenticated(
+    make_server: Any, factory: Factory
+) -> None:
     live = make_server(auth={"access_ttl_seconds": 2, "leeway_seconds": 0})
     acct = factory.account(server=live)
     with live.ws(f"/ws?token={acct.access_token}") as ws:
@@ -132,10 +134,14 @@ def test_refresh_reuse_closes_sockets(server: LiveServer, factory: Factory) -> N
     with server.ws(f"/ws?token={acct.access_token}") as ws:
         recv(ws)
         with server.http() as client:
-            assert client.post("/auth/refresh",
-                               json={"refresh_token": acct.refresh_token}).status_code == 200
-            assert client.post("/auth/refresh",
-                               json={"refresh_token": acct.refresh_token}).status_code == 401
+            assert (
+                client.post("/auth/refresh", json={"refresh_token": acct.refresh_token}).status_code
+                == 200
+            )
+            assert (
+                client.post("/auth/refresh", json={"refresh_token": acct.refresh_token}).status_code
+                == 401
+            )
         assert close_of(ws) == (1008, "revoked")
 
 

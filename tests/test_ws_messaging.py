@@ -18,8 +18,9 @@ from tests.support import LiveServer, close_of, recv, recv_type, send
 
 
 @contextmanager
-def joined(server: LiveServer, acct: Account, room: str = "general",
-           **extra: Any) -> Iterator[ClientConnection]:
+def joined(
+    server: LiveServer, acct: Account, room: str = "general", **extra: Any
+) -> Iterator[ClientConnection]:
     with server.ws(f"/ws?token={acct.access_token}") as ws:
         assert recv(ws)["type"] == "ready"
         send(ws, type="join", room=room, **extra)
@@ -68,18 +69,23 @@ def test_duplicate_client_msg_id_is_stored_once(server: LiveServer, factory: Fac
         first = recv_type(ws, "ack")
         send(ws, type="send", room="general", body="once again?", client_msg_id="dup-1")
         second = recv_type(ws, "ack")
-        assert first == second == {"type": "ack", "room": "general", "seq": 1,
-                                   "client_msg_id": "dup-1"}
+        assert (
+            first
+            == second
+            == {"type": "ack", "room": "general", "seq": 1, "client_msg_id": "dup-1"}
+        )
     with server.http() as client:
-        r = client.post("/rooms/general/messages", headers=alice.headers,
-                        json={"body": "via http", "client_msg_id": "dup-1"})
+        r = client.post(
+            "/rooms/general/messages",
+            headers=alice.headers,
+            json={"body": "via http", "client_msg_id": "dup-1"},
+        )
         assert r.status_code == 200 and r.json()["seq"] == 1 and r.json()["body"] == "once"
         history = client.get("/rooms/general/messages", headers=alice.headers).json()
     assert [m["seq"] for m in history["messages"]] == [1]
 
 
-def test_resume_with_since_while_another_client_sends(server: LiveServer,
-                                                      factory: Factory) -> None:
+def test_resume_with_since_while_another_client_sends(server: LiveServer, factory: Factory) -> None:
     alice = factory.account()
     bob = factory.account(alice.tenant)
     factory.room(alice)
@@ -121,13 +127,25 @@ def test_join_reports_last_seq_and_online(server: LiveServer, factory: Factory) 
         frame = recv(ws)
         assert frame == {"type": "joined", "room": "general", "seq": 3, "online": 2}
         presence = presence_of(a, bob.username)
-        assert presence == {"type": "presence", "room": "general", "user": bob.username,
-                            "event": "join", "online": 2}
+        assert presence == {
+            "type": "presence",
+            "room": "general",
+            "user": bob.username,
+            "event": "join",
+            "online": 2,
+        }
         with server.http() as client:
             users = client.get("/rooms/general/presence", headers=alice.headers).json()
-        assert users == {"room": "general", "users": sorted(
-            [{"username": alice.username, "connections": 1},
-             {"username": bob.username, "connections": 1}], key=lambda u: u["username"])}
+        assert users == {
+            "room": "general",
+            "users": sorted(
+                [
+                    {"username": alice.username, "connections": 1},
+                    {"username": bob.username, "connections": 1},
+                ],
+                key=lambda u: u["username"],
+            ),
+        }
         send(ws, type="leave", room="general")
         assert recv_type(ws, "left") == {"type": "left", "room": "general"}
         leave = presence_of(a, bob.username)
@@ -162,8 +180,7 @@ def test_error_codes_keep_socket_open(server: LiveServer, factory: Factory) -> N
             (json.dumps({"type": "send", "room": "general", "body": ""}), "body_invalid"),
             (json.dumps({"type": "send", "room": "general", "body": "   "}), "body_invalid"),
             (json.dumps({"type": "send", "room": "general", "body": 42}), "body_invalid"),
-            (json.dumps({"type": "send", "room": "general", "body": "x" * 4001}),
-             "body_invalid"),
+            (json.dumps({"type": "send", "room": "general", "body": "x" * 4001}), "body_invalid"),
             (b"\x00\x01binary", "invalid_frame"),
         ]
         for raw, code in cases:
@@ -224,15 +241,15 @@ def test_auto_join_path_and_auto_create(make_server: Any, factory: Factory) -> N
     acct = factory.account(server=live)
     with live.ws(f"/ws/rooms/lobby?token={acct.access_token}") as ws:
         assert recv(ws)["type"] == "ready"
-        assert recv_type(ws, "joined") == {"type": "joined", "room": "lobby", "seq": 0,
-                                           "online": 1}
+        assert recv_type(ws, "joined") == {"type": "joined", "room": "lobby", "seq": 0, "online": 1}
     with live.ws(f"/ws/rooms/Bad%20Name?token={acct.access_token}") as ws:
         recv(ws)
         assert recv_type(ws, "error")["code"] == "room_not_found"
 
 
-def test_slow_consumer_closed_1013_fast_one_gets_everything(make_server: Any,
-                                                            factory: Factory) -> None:
+def test_slow_consumer_closed_1013_fast_one_gets_everything(
+    make_server: Any, factory: Factory
+) -> None:
     live = make_server(ws={"send_queue_size": 8}, sndbuf=32768)
     tenant = factory.tenant()
     for name in ("alice", "slow", "fast"):

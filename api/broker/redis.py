@@ -45,14 +45,17 @@ return out
 """
 
 # Write this worker's count for one user, then read the totals (one round trip).
-_PRESENCE_WRITE = """
+_PRESENCE_WRITE = (
+    """
 local mine = ARGV[1] .. ARGV[2]
 if tonumber(ARGV[4]) > 0 then redis.call('HSET', mine, ARGV[3], ARGV[4])
 else redis.call('HDEL', mine, ARGV[3]) end
 redis.call('EXPIRE', mine, ARGV[5])
 redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], 86400)
-""" + _PRESENCE_READ
+"""
+    + _PRESENCE_READ
+)
 
 
 class RedisBroker(Broker):
@@ -188,14 +191,16 @@ class RedisBroker(Broker):
             del counts[user]
             if not counts:
                 del self._local[key]
-        totals = self._pairs(await self._write(
-            keys=[f"sb:presidx:{key}"],
-            args=[f"sb:pres:{key}:", self.worker, user, max(mine, 0), PRESENCE_TTL]))
+        totals = self._pairs(
+            await self._write(
+                keys=[f"sb:presidx:{key}"],
+                args=[f"sb:pres:{key}:", self.worker, user, max(mine, 0), PRESENCE_TTL],
+            )
+        )
         return totals.get(user, 0), len(totals)
 
     async def presence(self, key: str) -> dict[str, int]:
-        return self._pairs(await self._read(keys=[f"sb:presidx:{key}"],
-                                            args=[f"sb:pres:{key}:"]))
+        return self._pairs(await self._read(keys=[f"sb:presidx:{key}"], args=[f"sb:pres:{key}:"]))
 
     @staticmethod
     def _pairs(flat: list[Any]) -> dict[str, int]:

@@ -16,11 +16,20 @@ Auth = Annotated[AuthService, Depends(get_auth)]
 def _pair(issued: Issued, response: Response, auth: AuthService) -> TokenPair:
     if issued.cookie is not None:
         response.set_cookie(
-            SESSION_COOKIE, issued.cookie, max_age=auth.settings.auth.refresh_ttl_seconds,
-            httponly=True, samesite="lax", path="/", secure=auth.settings.http.secure_cookies)
+            SESSION_COOKIE,
+            issued.cookie,
+            max_age=auth.settings.auth.refresh_ttl_seconds,
+            httponly=True,
+            samesite="lax",
+            path="/",
+            secure=auth.settings.http.secure_cookies,
+        )
     response.headers["Cache-Control"] = "no-store"
-    return TokenPair(access_token=issued.access_token, expires_in=issued.expires_in,
-                     refresh_token=issued.refresh_token)
+    return TokenPair(
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+        refresh_token=issued.refresh_token,
+    )
 
 
 @router.post("/login", response_model=TokenPair)
@@ -39,8 +48,13 @@ async def refresh(body: RefreshIn, response: Response, auth: Auth) -> TokenPair:
 async def logout(principal: CurrentPrincipal, auth: Auth) -> Response:
     await auth.logout(principal)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
-                           secure=auth.settings.http.secure_cookies)
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=auth.settings.http.secure_cookies,
+    )
     return response
 
 

@@ -35,8 +35,9 @@ SeqQuery = Annotated[int | None, Query(ge=0, le=2**62)]
 
 
 def _room_out(room: RoomRow) -> RoomOut:
-    return RoomOut(name=room.name, private=room.private, created_at=room.created_at,
-                   last_seq=room.last_seq)
+    return RoomOut(
+        name=room.name, private=room.private, created_at=room.created_at, last_seq=room.last_seq
+    )
 
 
 @router.get("", response_model=list[RoomOut])
@@ -55,34 +56,42 @@ async def get_room(room: str, principal: CurrentPrincipal, rooms: Rooms) -> Room
 
 
 @router.post("/{room}/members", status_code=204)
-async def add_member(room: str, body: MemberIn, principal: CurrentPrincipal,
-                     rooms: Rooms) -> Response:
+async def add_member(
+    room: str, body: MemberIn, principal: CurrentPrincipal, rooms: Rooms
+) -> Response:
     await rooms.add_member(principal, room, body.username)
     return Response(status_code=204)
 
 
 @router.delete("/{room}/members/{username}", status_code=204)
-async def remove_member(room: str, username: str, principal: CurrentPrincipal,
-                        rooms: Rooms) -> Response:
+async def remove_member(
+    room: str, username: str, principal: CurrentPrincipal, rooms: Rooms
+) -> Response:
     await rooms.remove_member(principal, room, username)
     return Response(status_code=204)
 
 
 @router.get("/{room}/messages", response_model=HistoryOut)
-async def history(room: str, principal: CurrentPrincipal, rooms: Rooms,
-                  after: SeqQuery = None, before: SeqQuery = None,
-                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> HistoryOut:
+async def history(
+    room: str,
+    principal: CurrentPrincipal,
+    rooms: Rooms,
+    after: SeqQuery = None,
+    before: SeqQuery = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> HistoryOut:
     if after is not None and before is not None and before <= after + 1:
         raise ValidationFailed("`before` must be greater than `after` + 1")
-    messages, has_more = await rooms.history(principal, room, after=after, before=before,
-                                             limit=limit)
-    return HistoryOut(messages=[MessageOut(**message_dict(m)) for m in messages],
-                      has_more=has_more)
+    messages, has_more = await rooms.history(
+        principal, room, after=after, before=before, limit=limit
+    )
+    return HistoryOut(messages=[MessageOut(**message_dict(m)) for m in messages], has_more=has_more)
 
 
 @router.post("/{room}/messages", response_model=MessageOut, status_code=201)
-async def post_message(room: str, body: PostMessageIn, principal: CurrentPrincipal,
-                       rooms: Rooms, response: Response) -> MessageOut:
+async def post_message(
+    room: str, body: PostMessageIn, principal: CurrentPrincipal, rooms: Rooms, response: Response
+) -> MessageOut:
     target = await rooms.get(principal, room)
     stored, created = await rooms.post(principal, target, body.body, body.client_msg_id)
     if not created:
@@ -93,5 +102,6 @@ async def post_message(room: str, body: PostMessageIn, principal: CurrentPrincip
 @router.get("/{room}/presence", response_model=PresenceOut)
 async def presence(room: str, principal: CurrentPrincipal, rooms: Rooms) -> PresenceOut:
     users = await rooms.presence(principal, room)
-    return PresenceOut(room=room, users=[PresenceUser(username=u, connections=n)
-                                         for u, n in sorted(users.items())])
+    return PresenceOut(
+        room=room, users=[PresenceUser(username=u, connections=n) for u, n in sorted(users.items())]
+    )

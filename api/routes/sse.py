@@ -49,20 +49,23 @@ class SseSubscriber:
             with contextlib.suppress(asyncio.QueueFull):
                 self.queue.put_nowait(_CLOSED)
 
-
     def removed_from(self, room: str) -> None:
         self.close_soon(1008, "removed")
 
 
 def _event(seq: int, frame: str) -> str:
-    data = "{" + frame[len(_FRAME_PREFIX):] if frame.startswith(_FRAME_PREFIX) else frame
+    data = "{" + frame[len(_FRAME_PREFIX) :] if frame.startswith(_FRAME_PREFIX) else frame
     return f"id: {seq}\nevent: message\ndata: {data}\n\n"
 
 
 @router.get("/rooms/{room}/events", response_class=StreamingResponse)
-async def room_events(room: str, request: Request, principal: CurrentPrincipal,
-                      last_event_id: str | None = Header(default=None),
-                      since: int | None = Query(default=None, ge=0)) -> StreamingResponse:
+async def room_events(
+    room: str,
+    request: Request,
+    principal: CurrentPrincipal,
+    last_event_id: str | None = Header(default=None),
+    since: int | None = Query(default=None, ge=0),
+) -> StreamingResponse:
     services = get_services(request)
     target = await services.rooms.get(principal, room)
     if last_event_id is not None:
@@ -75,8 +78,9 @@ async def room_events(room: str, request: Request, principal: CurrentPrincipal,
     async def stream() -> AsyncIterator[str]:
         try:
             yield ": connected\n\n"
-            await services.hub.join(sub, target.tenant_id, target.id, target.name, since,
-                                    lambda seq, online: "")
+            await services.hub.join(
+                sub, target.tenant_id, target.id, target.name, since, lambda seq, online: ""
+            )
             while True:
                 try:
                     seq, text = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_SECONDS)
@@ -89,5 +93,8 @@ async def room_events(room: str, request: Request, principal: CurrentPrincipal,
         finally:
             await services.hub.unregister(sub)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

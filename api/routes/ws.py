@@ -92,7 +92,8 @@ def describe_invalid(exc: ValidationError) -> tuple[str, str]:
     code = _TYPE_ERRORS.get(err["type"], "invalid_frame")
     if code == "unknown_type":
         return code, f"unknown frame type {err.get('input', {}).get('type')!r}" if isinstance(
-            err.get("input"), dict) else "unknown frame type"
+            err.get("input"), dict
+        ) else "unknown frame type"
     where = ".".join(str(p) for p in err["loc"][1:]) or "frame"
     if err["type"] == "json_invalid":
         return code, "the frame is not valid JSON"
@@ -171,8 +172,9 @@ class FrameHandler:
         joined = self.conn.rooms.get(frame.room)
         if joined is None:
             raise NotJoined(f"join {frame.room!r} before sending to it")
-        future = self.s.rooms.enqueue_post(self.conn.principal, joined[0], frame.body,
-                                           frame.client_msg_id)
+        future = self.s.rooms.enqueue_post(
+            self.conn.principal, joined[0], frame.body, frame.client_msg_id
+        )
         self.inflight += 1
         future.add_done_callback(lambda f: self.on_stored(frame, f))
         if self.inflight >= MAX_INFLIGHT_SENDS:
@@ -196,24 +198,29 @@ class FrameHandler:
                 self.error(mapped.code, mapped.detail, frame.ref)
             return
         stored = future.result()[0]
-        ack: dict[str, Any] = {"type": "ack", "room": frame.room, "seq": stored.message.seq,
-                               "client_msg_id": frame.client_msg_id}
+        ack: dict[str, Any] = {
+            "type": "ack",
+            "room": frame.room,
+            "seq": stored.message.seq,
+            "client_msg_id": frame.client_msg_id,
+        }
         if frame.ref is not None:
             ack["ref"] = frame.ref
         self.conn.push(0, encode(ack))
 
     async def on_join(self, frame: JoinFrame) -> None:
         conn = self.conn
-        if frame.room not in conn.rooms and \
-                len(conn.rooms) >= self.s.settings.limits.rooms_per_socket:
+        if (
+            frame.room not in conn.rooms
+            and len(conn.rooms) >= self.s.settings.limits.rooms_per_socket
+        ):
             raise LimitExceeded("this socket has joined the maximum number of rooms")
         room = await self.s.rooms.get_for_join(conn.principal, frame.room)
 
         def joined(seq: int, online: int) -> str:
             return encode({"type": "joined", "room": room.name, "seq": seq, "online": online})
 
-        fan = await self.s.hub.join(conn, room.tenant_id, room.id, room.name, frame.since,
-                                    joined)
+        fan = await self.s.hub.join(conn, room.tenant_id, room.id, room.name, frame.since, joined)
         conn.rooms[room.name] = (room, fan)
 
     async def on_leave(self, frame: LeaveFrame) -> None:
@@ -228,8 +235,7 @@ class FrameHandler:
         the socket with 1008, as it would at connect."""
         try:
             principal = await self.s.auth.from_access_token(frame.token)
-            if (principal.tenant_id, principal.user_id) != (self.conn.tenant_id,
-                                                            self.conn.user_id):
+            if (principal.tenant_id, principal.user_id) != (self.conn.tenant_id, self.conn.user_id):
                 raise InvalidToken("the token belongs to another user")
         except APIError as exc:
             self.conn.close_soon(CloseCode.POLICY, close_reason(exc))

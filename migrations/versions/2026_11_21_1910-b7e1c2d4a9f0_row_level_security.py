@@ -20,8 +20,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 APP_ROLE = "switchboard_app"
-TENANT_TABLES = ("app_user", "auth_session", "ws_ticket", "room", "membership", "message",
-                 "broadcast", "idempotency_key")
+TENANT_TABLES = (
+    "app_user",
+    "auth_session",
+    "ws_ticket",
+    "room",
+    "membership",
+    "message",
+    "broadcast",
+    "idempotency_key",
+)
 SHARED_TABLES = ("tenant", "login_throttle")  # the tenant directory and login throttling
 CURRENT_TENANT = "NULLIF(current_setting('app.tenant_id', true), '')::bigint"
 
@@ -44,18 +52,22 @@ def upgrade() -> None:
     for table in TENANT_TABLES:
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
         op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        op.execute(f"CREATE POLICY tenant_isolation ON {table} "
-                   f"USING (tenant_id = {CURRENT_TENANT}) "
-                   f"WITH CHECK (tenant_id = {CURRENT_TENANT})")
+        op.execute(
+            f"CREATE POLICY tenant_isolation ON {table} "
+            f"USING (tenant_id = {CURRENT_TENANT}) "
+            f"WITH CHECK (tenant_id = {CURRENT_TENANT})"
+        )
     # An Idempotency-Key is claimed (response NULL) before the work, answered after it.
-    op.alter_column("idempotency_key", "response", nullable=True,
-                    existing_type=sa.dialects.postgresql.JSONB())
+    op.alter_column(
+        "idempotency_key", "response", nullable=True, existing_type=sa.dialects.postgresql.JSONB()
+    )
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM idempotency_key WHERE response IS NULL")
-    op.alter_column("idempotency_key", "response", nullable=False,
-                    existing_type=sa.dialects.postgresql.JSONB())
+    op.alter_column(
+        "idempotency_key", "response", nullable=False, existing_type=sa.dialects.postgresql.JSONB()
+    )
     for table in TENANT_TABLES:
         op.execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
         op.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")

@@ -36,8 +36,9 @@ def upgrade() -> None:
             WHERE s.tenant_id = p_tenant AND s.id = p_session;
         END $$
     """)
-    op.execute("GRANT EXECUTE ON FUNCTION switchboard_session_view(bigint, uuid) "
-               "TO switchboard_app")
+    op.execute(
+        "GRANT EXECUTE ON FUNCTION switchboard_session_view(bigint, uuid) TO switchboard_app"
+    )
 
 
 def downgrade() -> None:
