@@ -6,10 +6,12 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
-from api.errors import CloseCode, CloseReason, install_error_handlers
+from api.errors import install_error_handlers
+from api.protocol import Close
 from api.redact import install_log_redaction
 from api.routes import admin, auth, ops, rooms, sse, ws
 from api.services import Services
@@ -29,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await services.hub.close_all(CloseCode.RESTART, CloseReason.SHUTDOWN)
+            await services.hub.close_all(Close.SHUTDOWN)
             await services.stop()
 
     app = FastAPI(
@@ -53,7 +55,7 @@ def tune_gc(threshold: list[int]) -> None:
     gc.freeze()
 
 
-def server_options(settings: Settings) -> dict[str, object]:
+def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn options that are part of the contract (frame size -> 1009, heartbeats)."""
     return {
         "ws_max_size": settings.ws.max_message_bytes,
@@ -63,5 +65,5 @@ def server_options(settings: Settings) -> dict[str, object]:
         "ws_per_message_deflate": False,
         "access_log": settings.server.access_log,
         "proxy_headers": True,
-        "timeout_graceful_shutdown": 10,
+        "timeout_graceful_shutdown": settings.server.graceful_shutdown_seconds,
     }

@@ -15,23 +15,29 @@ from typing import Any
 
 from api import events
 from api.broker import Broker, room_channel, tenant_channel
-from api.errors import Conflict, RoomNotFound
-from api.repository import BroadcastRow, Database, RoomRow
-from api.rooms import ROOM_NAME, RoomService
-from api.schemas import encode, iso, message_frame
+from api.broker.relay import RelayReference
+from api.db import Database
+from api.errors import Conflict
+from api.persister import Persister
+from api.protocol import server as frames
+from api.repository import BroadcastPage, BroadcastRow, ClaimState, MessageKind
+from api.rooms import RoomService
 
 SCOPE = "broadcast"
 
 
-def broadcast_frame(b: BroadcastRow) -> str:
-    return encode({"type": "broadcast", "id": b.id, "body": b.body, "ts": iso(b.ts)})
+def _tenant_broadcast_event(b: BroadcastRow) -> str:
+    return events.simple_event(events.BROADCAST, frames.broadcast(b.id, b.body, b.ts))
 
 
 class BroadcastService:
-    def __init__(self, db: Database, broker: Broker, rooms: RoomService) -> None:
+    def __init__(
+        self, db: Database, broker: Broker, rooms: RoomService, persister: Persister
+    ) -> None:
         self.db = db
         self.broker = broker
         self.rooms = rooms
+        self.persister = persister
 
     async def broadcast(
         self,
@@ -46,21 +52,21 @@ class BroadcastService:
         text = self.rooms.check_body(body)
         if idempotency_key is None:
             return await self._send(tenant_id, sender, sender_id, text, room_names)
-        async with self.db.tx(tenant_id) as repo:
-            state, answer = await repo.claim_idempotency(tenant_id, SCOPE, idempotency_key)
-        if state == "done":
-            assert answer is not None
-            return answer
-        if state == "busy":
+        async with self.db.tx(tenant_id) as tx:
+            claim = await tx.idempotency.claim(SCOPE, idempotency_key)
+        if claim.state is ClaimState.DONE:
+            assert claim.answer is not None
+            return claim.answer
+        if claim.state is ClaimState.BUSY:
             raise Conflict("a request with this Idempotency-Key is still in progress")
         try:
             answer = await self._send(tenant_id, sender, sender_id, text, room_names)
         except BaseException:
-            async with self.db.tx(tenant_id) as repo:
-                await repo.release_idempotency(tenant_id, SCOPE, idempotency_key)
+            async with self.db.tx(tenant_id) as tx:
+                await tx.idempotency.release(SCOPE, idempotency_key)
             raise
-        async with self.db.tx(tenant_id) as repo:
-            await repo.answer_idempotency(tenant_id, SCOPE, idempotency_key, answer)
+        async with self.db.tx(tenant_id) as tx:
+            await tx.idempotency.answer(SCOPE, idempotency_key, answer)
         return answer
 
     async def _send(
@@ -72,28 +78,26 @@ class BroadcastService:
         room_names: list[str] | None,
     ) -> dict[str, Any]:
         if room_names is None:
-            async with self.db.tx(tenant_id) as repo:
-                stored = await repo.create_broadcast(tenant_id, sender, body, None)
+            async with self.db.tx(tenant_id) as tx:
+                stored = await tx.broadcasts.create(sender, body, None)
             channel = tenant_channel(tenant_id)
             recipients = await self.connections(channel)
-            await self.broker.publish(
-                channel, events.simple_event(events.BROADCAST, broadcast_frame(stored))
-            )
+            await self.broker.publish(channel, _tenant_broadcast_event(stored))
             return {"id": stored.id, "recipients": recipients}
         names = list(dict.fromkeys(room_names))
-        targets = await self._rooms(tenant_id, names)  # all exist, or nothing is sent
-        async with self.db.tx(tenant_id) as repo:
-            stored = await repo.create_broadcast(tenant_id, sender, body, names)
+        targets = await self.rooms.by_names(tenant_id, names)  # all exist, or nothing is sent
+        async with self.db.tx(tenant_id) as tx:
+            stored = await tx.broadcasts.create(sender, body, names)
         await asyncio.gather(
             *(
-                self.rooms.persister.submit(
+                self.persister.enqueue(
                     tenant_id=tenant_id,
                     room_id=room.id,
                     room=room.name,
                     sender_id=sender_id,
                     sender=sender,
                     body=body,
-                    kind="broadcast",
+                    kind=MessageKind.BROADCAST,
                 )
                 for room in targets
             )
@@ -103,45 +107,28 @@ class BroadcastService:
             recipients += await self.connections(room_channel(tenant_id, room.id))
         return {"id": stored.id, "recipients": recipients}
 
-    async def _rooms(self, tenant_id: int, names: list[str]) -> list[RoomRow]:
-        found = []
-        async with self.db.tx(tenant_id) as repo:
-            for name in names:
-                room = (
-                    await repo.room_by_name(tenant_id, name) if ROOM_NAME.fullmatch(name) else None
-                )
-                if room is None:
-                    raise RoomNotFound(f"room {name!r} not found")
-                found.append(room)
-        return found
-
-    async def resolve_relayed(self, reference: str) -> None:
+    async def resolve_relayed(self, reference: RelayReference) -> None:
         """Publish, on this process's broker, what another process stored (see broker.relay)."""
-        kind, *ids = reference.split()
-        tenant_id = int(ids[0])
-        async with self.db.tx(tenant_id) as repo:
-            if kind == "m":
-                room_id, seq = int(ids[1]), int(ids[2])
-                message = await repo.message_at(tenant_id, room_id, seq)
+        tenant_id = reference.tenant_id
+        async with self.db.tx(tenant_id) as tx:
+            if reference.room_id is not None:
+                message = await tx.messages.at(reference.room_id, reference.seq)
                 if message is not None:
                     await self.broker.publish(
-                        room_channel(tenant_id, room_id),
-                        events.message_event(seq, message_frame(message)),
+                        room_channel(tenant_id, reference.room_id),
+                        events.message_event(message.seq, frames.message(message)),
                     )
-            elif kind == "b":
-                stored = await repo.broadcast(tenant_id, int(ids[1]))
+            elif reference.broadcast_id is not None:
+                stored = await tx.broadcasts.get(reference.broadcast_id)
                 if stored is not None:
                     await self.broker.publish(
-                        tenant_channel(tenant_id),
-                        events.simple_event(events.BROADCAST, broadcast_frame(stored)),
+                        tenant_channel(tenant_id), _tenant_broadcast_event(stored)
                     )
 
     async def connections(self, channel: str) -> int:
         """Open sockets on a tenant or room channel, across every worker."""
         return sum((await self.broker.presence(channel)).values())
 
-    async def since(
-        self, tenant_id: int, after: int, limit: int
-    ) -> tuple[list[BroadcastRow], bool]:
-        async with self.db.tx(tenant_id) as repo:
-            return await repo.tenant_broadcasts(tenant_id, after, limit)
+    async def since(self, tenant_id: int, after: int, limit: int) -> BroadcastPage:
+        async with self.db.tx(tenant_id) as tx:
+            return await tx.broadcasts.tenant_wide_after(after, limit)

@@ -6,17 +6,20 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import secrets
 import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from api.errors import APIError
+from api.repository import Role
 from api.settings import ConfigError, Settings, get_settings, require_jwt_secret
 
-ROOT = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from api.services import Services
+
 DEMO_TENANT = "demo"
 DEMO_USERS = (("alice", "admin"), ("bob", "member"))
 
@@ -35,7 +38,7 @@ def ensure_database(settings: Settings) -> Settings:
     (including uvicorn's worker processes, through the environment)."""
     if settings.database.url:
         return settings
-    from api.db import start_embedded_postgres
+    from api.embedded import start_embedded_postgres
 
     print(
         f"No DATABASE_URL: starting embedded PostgreSQL under {settings.server.data_dir}",
@@ -45,29 +48,39 @@ def ensure_database(settings: Settings) -> Settings:
     return reload_settings()
 
 
+def migrations_dir() -> Path:
+    """The revisions: inside the installed package (api.migrations), so no checkout is needed."""
+    import api.migrations
+
+    return Path(api.migrations.__file__).resolve().parent
+
+
 def run_migrations(settings: Settings) -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config()  # no alembic.ini needed: that file is for `alembic` in a checkout
+    config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["database_url"] = settings.database.url
     config.attributes["configure_logging"] = False
     command.upgrade(config, "head")
 
 
-def with_auth(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run `work(auth_service)` against the configured database, then dispose of it."""
-    from api.auth import AuthService
-    from api.db import create_engine
-    from api.repository import Database
+def with_services(
+    settings: Settings, work: Callable[[Services], Awaitable[Any]], *, relay: bool = False
+) -> Any:
+    """Run `work(services)` against the configured database with a CLI-sized pool, the
+    persister running (for room broadcasts), then stop everything. `relay`: publish to a
+    running server through Postgres NOTIFY when there is no Redis."""
+    from api.services import Services
 
     async def main() -> Any:
-        db = Database(create_engine(settings, pool_size=2, max_overflow=0))
+        services = Services.build(settings, relay_publisher=relay, pool_size=2, max_overflow=0)
+        services.persister.start()
         try:
-            return await work(AuthService(db, settings, _no_sockets))
+            return await work(services)
         finally:
-            await db.dispose()
+            await services.stop()
 
     return asyncio.run(main())
 
@@ -80,53 +93,30 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_create_tenant(args: argparse.Namespace) -> None:
-    from api.errors import Conflict
-    from api.schemas import SLUG_PATTERN
-
-    if not re.fullmatch(SLUG_PATTERN, args.slug):
-        raise CliError(f"invalid tenant slug {args.slug!r}: use lowercase letters, digits, '-'")
     settings = ensure_database(get_settings())
-    try:
-        with_auth(settings, lambda auth: auth.create_tenant(args.slug, args.name or args.slug))
-    except Conflict as exc:
-        raise CliError(exc.detail) from exc
+    with_services(settings, lambda s: s.accounts.create_tenant(args.slug, args.name or args.slug))
     print(args.slug)
 
 
 def read_new_password(from_stdin: bool) -> tuple[str, bool]:
     """(password, generated)."""
-    from api.schemas import check_new_password
-
     if not from_stdin:
         return secrets.token_urlsafe(18), True
-    password = sys.stdin.readline().rstrip("\r\n")
-    try:
-        return check_new_password(password), False
-    except ValueError as exc:
-        raise CliError(f"weak or invalid password: {exc}") from exc
+    return sys.stdin.readline().rstrip("\r\n"), False
 
 
 def cmd_create_user(args: argparse.Namespace) -> None:
-    from api.errors import Conflict
-    from api.schemas import USERNAME_PATTERN
-
-    if not re.fullmatch(USERNAME_PATTERN, args.username):
-        raise CliError(f"invalid username {args.username!r}")
     password, generated = read_new_password(args.password_stdin)
     settings = ensure_database(get_settings())
 
-    async def work(auth: Any) -> None:
-        tenant_id = await auth.tenant_id(args.tenant)
+    async def work(services: Services) -> None:
+        tenant_id = await services.accounts.tenant_id(args.tenant)
         if tenant_id is None:
             raise CliError(f"unknown tenant {args.tenant!r}")
-        await auth.create_user(
-            tenant_id, args.username, password, "admin" if args.admin else "member"
-        )
+        role = Role.ADMIN if args.admin else Role.MEMBER
+        await services.accounts.create_user(tenant_id, args.username, password, role)
 
-    try:
-        with_auth(settings, work)
-    except Conflict as exc:
-        raise CliError(exc.detail) from exc
+    with_services(settings, work)
     print(
         f"created user {args.username} in {args.tenant}"
         + (f"\npassword: {password}" if generated else "")
@@ -139,24 +129,25 @@ def ensure_demo(settings: Settings) -> dict[str, str]:
     creds_file = settings.server.data_dir / "demo-credentials.json"
     known: dict[str, str] = json.loads(creds_file.read_text()) if creds_file.exists() else {}
 
-    async def work(auth: Any) -> dict[str, str]:
+    async def work(services: Services) -> dict[str, str]:
         from api.errors import Conflict
 
-        tenant_id = await auth.tenant_id(DEMO_TENANT)
+        accounts = services.accounts
+        tenant_id = await accounts.tenant_id(DEMO_TENANT)
         if tenant_id is None:
-            tenant_id = await auth.create_tenant(DEMO_TENANT, "Demo")
+            tenant_id = await accounts.create_tenant(DEMO_TENANT, "Demo")
         out = {}
         for username, role in DEMO_USERS:
             password = known.get(username) or secrets.token_urlsafe(9)
             try:
-                await auth.create_user(tenant_id, username, password, role)
+                await accounts.create_user(tenant_id, username, password, role)
             except Conflict:
                 if username not in known:
                     password = "(set before; see demo-credentials.json or reset it)"
             out[username] = password
         return out
 
-    creds: dict[str, str] = with_auth(settings, work)
+    creds: dict[str, str] = with_services(settings, work)
     creds_file.parent.mkdir(parents=True, exist_ok=True)
     creds_file.write_text(json.dumps({k: v for k, v in creds.items() if " " not in v}))
     creds_file.chmod(0o600)
@@ -178,7 +169,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from api.app import server_options
 
     settings = get_settings()
-    if args.demo and not settings.auth.jwt_secret:
+    if args.demo and not settings.auth.jwt_secret.get_secret_value():
         os.environ["SWITCHBOARD_JWT_SECRET"] = demo_secret(settings)
         settings = reload_settings()
     require_jwt_secret(settings)
@@ -211,60 +202,25 @@ def cmd_serve(args: argparse.Namespace) -> None:
         workers=workers,
         log_level="info",
         **server_options(settings),
-    )  # type: ignore[arg-type]
+    )
 
 
 def cmd_broadcast(args: argparse.Namespace) -> None:
     """The same service as POST /admin/broadcast. With REDIS_URL it publishes on Redis; on
     the in-process broker it reaches the running server through Postgres NOTIFY."""
-    from api.auth import AuthService
-    from api.broadcasts import BroadcastService
-    from api.broker import create_broker
-    from api.broker.relay import CHANNEL, RelayPublisher
-    from api.db import create_engine
-    from api.errors import APIError
-    from api.repository import Database
-    from api.rooms import RoomService
-
     settings = ensure_database(get_settings())
 
-    async def main() -> dict[str, Any]:
-        db = Database(create_engine(settings, pool_size=2, max_overflow=0))
-
-        async def notify(reference: str) -> None:
-            await db.notify(CHANNEL, reference)
-
-        broker = (
-            create_broker(settings.broker.url) if settings.broker.url else RelayPublisher(notify)
+    async def work(services: Services) -> dict[str, Any]:
+        tenant_id = await services.accounts.tenant_id(args.tenant)
+        if tenant_id is None:
+            raise CliError(f"unknown tenant {args.tenant!r}")
+        return await services.broadcasts.broadcast(
+            tenant_id, sender="system", sender_id=None, body=args.text, room_names=args.room or None
         )
-        rooms = RoomService(db, broker, settings)
-        rooms.persister.start()
-        try:
-            tenant_id = await AuthService(db, settings, _no_sockets).tenant_id(args.tenant)
-            if tenant_id is None:
-                raise CliError(f"unknown tenant {args.tenant!r}")
-            return await BroadcastService(db, broker, rooms).broadcast(
-                tenant_id,
-                sender="system",
-                sender_id=None,
-                body=args.text,
-                room_names=args.room or None,
-            )
-        finally:
-            await rooms.persister.stop()
-            await broker.stop()
-            await db.dispose()
 
-    try:
-        answer = asyncio.run(main())
-    except APIError as exc:
-        raise CliError(exc.detail) from exc
+    answer = with_services(settings, work, relay=True)
     recipients = answer["recipients"] if settings.broker.url else "see the server"
     print(f"broadcast {answer['id']} sent (recipients: {recipients})")
-
-
-async def _no_sockets(tenant_id: int, payload: str) -> None:
-    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -306,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except APIError as exc:  # a rule of a service (name taken, weak password, ...)
+        print(f"switchboard: error: {exc.detail}", file=sys.stderr)
+        return 1
     except (CliError, ConfigError) as exc:
         print(f"switchboard: error: {exc}", file=sys.stderr)
         return 1

@@ -11,65 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from typing import Any
 
 from starlette.websockets import WebSocket
 
 from api import metrics
-from api.auth import Principal
-from api.errors import CloseCode, CloseReason
 from api.hub import RoomFanout
+from api.principal import Principal
+from api.protocol import Close
+from api.protocol import server as frames
 from api.repository import RoomRow
-from api.schemas import encode
-
-
-class SendQueue:
-    """A bounded FIFO with one waiting reader: lighter than asyncio.Queue (no putters, no
-    join bookkeeping), which matters at tens of thousands of sockets."""
-
-    __slots__ = ("_items", "_limit", "_space", "_waiter")
-
-    def __init__(self, limit: int) -> None:
-        self._items: deque[str] = deque()
-        self._limit = limit
-        self._waiter: asyncio.Future[None] | None = None  # the writer, waiting for an item
-        self._space: asyncio.Future[None] | None = None  # a replay, waiting for room
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def put_nowait(self, text: str) -> bool:
-        """False when full."""
-        if len(self._items) >= self._limit:
-            return False
-        self._items.append(text)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        return True
-
-    async def put(self, text: str) -> None:
-        """Wait for room, then queue (history replay)."""
-        while len(self._items) >= self._limit:
-            self._space = asyncio.get_running_loop().create_future()
-            try:
-                await self._space
-            finally:
-                self._space = None
-        self.put_nowait(text)
-
-    async def get(self) -> str:
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        space = self._space
-        if space is not None and not space.done():
-            space.set_result(None)
-        return self._items.popleft()
+from api.send_queue import SendQueue
 
 
 class Connection:
@@ -98,7 +50,7 @@ class Connection:
         self.session_id = principal.session_id
         self.queue = SendQueue(queue_size)
         self.rooms: dict[str, tuple[RoomRow, RoomFanout]] = {}
-        self.closing: tuple[int, str] | None = None
+        self.closing: Close | None = None
         self.writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
@@ -107,18 +59,18 @@ class Connection:
     def push(self, seq: int, text: str) -> None:
         if self.closing is None and not self.queue.put_nowait(text):
             metrics.SLOW_CONSUMERS.inc()
-            self.close_soon(CloseCode.TRY_AGAIN, CloseReason.SLOW_CONSUMER)
+            self.close_soon(Close.SLOW_CONSUMER)
 
     async def push_wait(self, seq: int, text: str) -> None:
         """For history replay: wait for room in the queue instead of overflowing it."""
         if self.closing is None:
             await self.queue.put(text)
 
-    def close_soon(self, code: int, reason: str) -> None:
+    def close_soon(self, close: Close) -> None:
         """Stop writing and send the close frame now; the reader then sees the disconnect."""
         if self.closing is not None:
             return
-        self.closing = (int(code), str(reason))
+        self.closing = close
         if self.writer is not None:
             self.writer.cancel()
         self._closer = asyncio.ensure_future(self._close())
@@ -126,11 +78,11 @@ class Connection:
     async def _close(self) -> None:
         assert self.closing is not None
         with contextlib.suppress(Exception):
-            await self.ws.close(*self.closing)
+            await self.ws.close(self.closing.code, self.closing.reason)
 
     def removed_from(self, room: str) -> None:
         if self.rooms.pop(room, None) is not None:
-            self.push(0, encode({"type": "left", "room": room, "reason": "removed"}))
+            self.push(0, frames.left(room, reason="removed"))
 
     # lifetime -----------------------------------------------------------------------
     def start_writer(self) -> None:
@@ -145,9 +97,7 @@ class Connection:
             self._expiry.cancel()
         loop = asyncio.get_running_loop()
         delay = max(principal.expires_at - time.time(), 0.0)
-        self._expiry = loop.call_at(
-            loop.time() + delay, self.close_soon, CloseCode.POLICY, CloseReason.EXPIRED_TOKEN
-        )
+        self._expiry = loop.call_at(loop.time() + delay, self.close_soon, Close.EXPIRED_TOKEN)
 
     def finish(self) -> None:
         if self._expiry is not None:
@@ -160,20 +110,14 @@ class Connection:
         get = self.queue.get
         # One message dict for the socket's life: the server consumes it before send()
         # returns, and an allocation per delivery is what makes the garbage collector run.
-        message: dict[str, Any] = {"type": "websocket.send", "text": ""}
+        message: dict[str, Any] = dict(type="websocket.send", text="")  # ASGI, not a frame
         while True:
             message["text"] = await get()
             await send(message)
 
-    def ready_frame(self) -> dict[str, Any]:
+    def ready_frame(self) -> str:
         p = self.principal
-        return {
-            "type": "ready",
-            "user": p.username,
-            "tenant": p.tenant,
-            "role": p.role,
-            "expires_at": p.expires_at,
-        }
+        return frames.ready(user=p.username, tenant=p.tenant, role=p.role, expires_at=p.expires_at)
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

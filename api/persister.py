@@ -14,21 +14,23 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api import metrics
+from api import events, metrics
+from api.broker import Broker, room_channel
+from api.db import Database
 from api.errors import Unavailable
-from api.repository import Database, MessageRow, MessageStore
-from api.schemas import message_frame
+from api.protocol import server as frames
+from api.repository import MessageKind, MessageRow, MessageStore
 
 log = logging.getLogger("switchboard.persister")
-DRAIN_SECONDS = 10.0
+# A batch that conflicts with another worker's (same client_msg_id, or rooms locked in
+# another order) is retried: the retry finds the stored row. Past this, it is `unavailable`.
+CONFLICT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ class Draft:
     sender_id: int | None
     sender: str
     body: str
-    kind: str
+    kind: MessageKind
     client_msg_id: str | None
     future: asyncio.Future[tuple[Stored, bool]] = field(repr=False)
 
@@ -58,17 +60,21 @@ class Draft:
         return (self.sender_id, self.client_msg_id)
 
 
-Publish = Callable[[list[Stored]], Awaitable[None]]
-
-
 class Persister:
     def __init__(
-        self, db: Database, publish: Publish, *, batch_max: int = 500, batch_wait: float = 0.0
+        self,
+        db: Database,
+        broker: Broker,
+        *,
+        batch_max: int = 500,
+        batch_wait: float = 0.0,
+        drain_seconds: float = 10.0,
     ) -> None:
         self.db = db
-        self._publish = publish
+        self.broker = broker
         self.batch_max = batch_max
         self.batch_wait = batch_wait
+        self.drain_seconds = drain_seconds
         self._queue: asyncio.Queue[Draft | None] = asyncio.Queue()  # None: stop
         self._task: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
@@ -78,14 +84,14 @@ class Persister:
         self._task = asyncio.create_task(self._run(), name="persister")
 
     async def stop(self) -> None:
-        """Write and publish everything queued so far (bounded by DRAIN_SECONDS), then stop."""
+        """Write and publish everything queued so far (bounded by drain_seconds), then stop."""
         if self._task is None:
             return
         self._queue.put_nowait(None)
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), DRAIN_SECONDS)
+            await asyncio.wait_for(asyncio.shield(self._task), self.drain_seconds)
         except TimeoutError:
-            log.error("persister did not drain within %.0f s", DRAIN_SECONDS)
+            log.error("persister did not drain within %.0f s", self.drain_seconds)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -104,7 +110,7 @@ class Persister:
         sender_id: int | None,
         sender: str,
         body: str,
-        kind: str = "user",
+        kind: MessageKind = MessageKind.USER,
         client_msg_id: str | None = None,
     ) -> asyncio.Future[tuple[Stored, bool]]:
         """Queue one message; the future gives (stored, created) after the commit. created is
@@ -115,9 +121,6 @@ class Persister:
             Draft(tenant_id, room_id, room, sender_id, sender, body, kind, client_msg_id, future)
         )
         return future
-
-    async def submit(self, **draft: Any) -> tuple[Stored, bool]:
-        return await self.enqueue(**draft)
 
     def _drain(self, batch: list[Draft]) -> tuple[list[Draft], bool]:
         """More of what is queued, up to batch_max; and whether the stop mark was reached."""
@@ -143,7 +146,7 @@ class Persister:
     async def _write(self, batch: list[Draft]) -> None:
         started = time.perf_counter()
         results: dict[int, tuple[Stored, bool]] = {}
-        for attempt in range(3):
+        for attempt in range(CONFLICT_ATTEMPTS):
             try:
                 results = await self._transaction(batch)
                 break
@@ -151,7 +154,7 @@ class Persister:
                 # Another worker stored the same client_msg_id (or locked rooms in another
                 # order) at the same moment: the rollback undid our seq reservation, and the
                 # next attempt finds the stored row.
-                if attempt == 2:
+                if attempt == CONFLICT_ATTEMPTS - 1:
                     log.exception("persister batch kept conflicting")
                     self._fail(batch, Unavailable("could not store the message; retry"))
                     return
@@ -172,7 +175,15 @@ class Persister:
         metrics.MESSAGES_IN.inc(len(created))
         if created:
             try:  # in commit order, which is seq order within each room
-                await self._publish(created)
+                await self.broker.publish_many(
+                    [
+                        (
+                            room_channel(s.tenant_id, s.room_id),
+                            events.message_event(s.message.seq, s.frame),
+                        )
+                        for s in created
+                    ]
+                )
             except Exception as exc:  # stored is stored: hubs catch up from Postgres
                 log.warning("publishing %d stored messages failed: %s", len(created), exc)
 
@@ -229,18 +240,9 @@ class Persister:
         for draft in drafts:
             key = draft.idempotency_key
             if key is not None and key in existing:
-                row = existing[key]
-                message = MessageRow(
-                    row["room_name"],
-                    row["seq"],
-                    row["sender"],
-                    row["body"],
-                    row["created_at"],
-                    row["kind"],
-                    row["client_msg_id"],
-                )
+                found = existing[key]
                 results[id(draft)] = (
-                    Stored(tenant_id, row["room_id"], message, message_frame(message)),
+                    Stored(tenant_id, found.room_id, found.message, frames.message(found.message)),
                     False,
                 )
             elif key is not None and key in first_with_key:
@@ -250,14 +252,7 @@ class Persister:
                 if key is not None:
                     first_with_key[key] = draft
         if fresh:
-            base = await store.append(
-                tenant_id,
-                [
-                    (d.room_id, d.sender_id, d.sender, d.body, d.kind, d.client_msg_id)
-                    for d in fresh
-                ],
-                now,
-            )
+            base = await store.append(tenant_id, fresh, now)
             next_seq = {room_id: seq + 1 for room_id, seq in base.items()}
             for draft in fresh:
                 seq = next_seq[draft.room_id]
@@ -266,7 +261,7 @@ class Persister:
                     draft.room, seq, draft.sender, draft.body, now, draft.kind, draft.client_msg_id
                 )
                 results[id(draft)] = (
-                    Stored(tenant_id, draft.room_id, message, message_frame(message)),
+                    Stored(tenant_id, draft.room_id, message, frames.message(message)),
                     True,
                 )
         for draft, original in repeats:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Hashable
 
+# Past this many buckets, full ones are dropped (a full bucket is the same as none): memory
+# stays bounded by the users active within one refill period.
+PRUNE_ABOVE = 100_000
+
 
 class TokenBuckets:
     __slots__ = ("_buckets", "burst", "rate")
@@ -23,7 +27,7 @@ class TokenBuckets:
             self._buckets[key] = (tokens, now)
             return (1.0 - tokens) / self.rate if self.rate > 0 else 60.0
         self._buckets[key] = (tokens - 1.0, now)
-        if len(self._buckets) > 100_000:
+        if len(self._buckets) > PRUNE_ABOVE:
             self._prune(now)
         return 0.0
 

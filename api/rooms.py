@@ -3,74 +3,76 @@
 from __future__ import annotations
 
 import asyncio
-import re
 
 from sqlalchemy.exc import IntegrityError
 
 from api import events
-from api.auth import Principal
 from api.broker import Broker, room_channel, tenant_channel
+from api.db import Database
 from api.errors import BodyInvalid, Conflict, Forbidden, RateLimited, RoomNotFound, UserNotFound
 from api.hub import Frames
 from api.persister import Persister, Stored
+from api.principal import Principal
+from api.protocol import server as frames
 from api.ratelimit import TokenBuckets
-from api.repository import Database, MessageRow, RoomRow
-from api.schemas import ROOM_NAME_PATTERN, message_frame
+from api.repository import MessagePage, RoomRow, RoomWithMembers
+from api.rules import is_room_name
 from api.settings import Settings
-
-ROOM_NAME = re.compile(ROOM_NAME_PATTERN)
 
 
 class RoomService:
-    def __init__(self, db: Database, broker: Broker, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, broker: Broker, persister: Persister, settings: Settings
+    ) -> None:
         self.db = db
         self.broker = broker
+        self.persister = persister
         self.settings = settings
-        self.persister = Persister(
-            db,
-            self.publish,
-            batch_max=settings.persister.batch_max,
-            batch_wait=settings.persister.batch_wait_ms / 1000,
-        )
         self.buckets = TokenBuckets(
             settings.limits.messages_per_second, settings.limits.message_burst
         )
 
     # rooms ---------------------------------------------------------------------
     async def create(self, p: Principal, name: str, private: bool) -> RoomRow:
-        async with self.db.tx(p.tenant_id) as repo:
-            room = await repo.create_room(p.tenant_id, name, private, p.user_id)
+        async with self.db.tx(p.tenant_id) as tx:
+            room = await tx.rooms.create(name, private, p.user_id)
         if room is None:
             raise Conflict(f"room {name!r} already exists")
         return room
 
     async def list_visible(self, p: Principal) -> list[RoomRow]:
-        async with self.db.tx(p.tenant_id) as repo:
-            return await repo.visible_rooms(p.tenant_id, p.user_id)
+        async with self.db.tx(p.tenant_id) as tx:
+            return await tx.rooms.visible_to(p.user_id)
 
     async def get(self, p: Principal, name: str, *, create_missing: bool = False) -> RoomRow:
         """The room if the caller may use it. Another tenant's room is exactly a missing one;
         a private room of one's own tenant needs membership (admins see all)."""
-        if not ROOM_NAME.fullmatch(name):
+        if not is_room_name(name):
             raise RoomNotFound()  # no room can have this name
-        async with self.db.tx(p.tenant_id) as repo:
-            room = await repo.room_by_name(p.tenant_id, name)
+        async with self.db.tx(p.tenant_id) as tx:
+            room = await tx.rooms.by_name(name)
             if room is None and create_missing:
-                room = await repo.create_room(
-                    p.tenant_id, name, False, p.user_id
-                ) or await repo.room_by_name(p.tenant_id, name)
+                room = await tx.rooms.create(name, False, p.user_id) or await tx.rooms.by_name(name)
             if room is None:
                 raise RoomNotFound()
-            if (
-                room.private
-                and not p.is_admin
-                and not await repo.is_member(p.tenant_id, room.id, p.user_id)
-            ):
+            if room.private and not p.is_admin and not await tx.rooms.is_member(room.id, p.user_id):
                 raise Forbidden("this room is private")
         return room
 
     async def get_for_join(self, p: Principal, name: str) -> RoomRow:
         return await self.get(p, name, create_missing=self.settings.rooms.auto_create)
+
+    async def by_names(self, tenant_id: int, names: list[str]) -> list[RoomRow]:
+        """Every named room of the tenant (no access check: for admins and the CLI), or
+        RoomNotFound for the first that does not exist."""
+        found = []
+        async with self.db.tx(tenant_id) as tx:
+            for name in names:
+                room = await tx.rooms.by_name(name) if is_room_name(name) else None
+                if room is None:
+                    raise RoomNotFound(f"room {name!r} not found")
+                found.append(room)
+        return found
 
     async def _managed_room(self, p: Principal, name: str) -> RoomRow:
         room = await self.get(p, name)
@@ -81,37 +83,37 @@ class RoomService:
     async def add_member(self, p: Principal, name: str, username: str) -> None:
         room = await self._managed_room(p, name)
         try:
-            async with self.db.tx(p.tenant_id) as repo:
-                user = await repo.user_by_name(p.tenant_id, username)
+            async with self.db.tx(p.tenant_id) as tx:
+                user = await tx.users.by_name(username)
                 if user is None or user.disabled:
                     raise UserNotFound()
-                await repo.add_member(p.tenant_id, room.id, user.id)
+                await tx.rooms.add_member(room.id, user.id)
         except IntegrityError as exc:  # pragma: no cover - the row vanished concurrently
             raise UserNotFound() from exc
 
     async def remove_member(self, p: Principal, name: str, username: str) -> None:
         """Remove a member; in a private room their open sockets leave it at once."""
         room = await self._managed_room(p, name)
-        async with self.db.tx(p.tenant_id) as repo:
-            user = await repo.user_by_name(p.tenant_id, username)
-            if user is None or not await repo.remove_member(p.tenant_id, room.id, user.id):
+        async with self.db.tx(p.tenant_id) as tx:
+            user = await tx.users.by_name(username)
+            if user is None or not await tx.rooms.remove_member(room.id, user.id):
                 raise UserNotFound(f"{username!r} is not a member of this room")
         if room.private:
             await self.broker.publish(
                 tenant_channel(p.tenant_id),
-                events.simple_event(events.REMOVED, f"{user.id} {room.id}"),
+                events.removed_event(user.id, room.id),
             )
 
-    async def all_rooms(self, p: Principal) -> list[tuple[RoomRow, int]]:
-        async with self.db.tx(p.tenant_id) as repo:
-            return await repo.rooms_with_member_counts(p.tenant_id)
+    async def all_rooms(self, p: Principal) -> list[RoomWithMembers]:
+        async with self.db.tx(p.tenant_id) as tx:
+            return await tx.rooms.with_member_counts()
 
     async def history(
         self, p: Principal, name: str, *, after: int | None, before: int | None, limit: int
-    ) -> tuple[list[MessageRow], bool]:
+    ) -> MessagePage:
         room = await self.get(p, name)
-        async with self.db.tx(p.tenant_id) as repo:
-            return await repo.history(p.tenant_id, room, after=after, before=before, limit=limit)
+        async with self.db.tx(p.tenant_id) as tx:
+            return await tx.messages.page(room, after=after, before=before, limit=limit)
 
     async def presence(self, p: Principal, name: str) -> dict[str, int]:
         room = await self.get(p, name)
@@ -154,22 +156,14 @@ class RoomService:
     ) -> tuple[Stored, bool]:
         return await self.enqueue_post(p, room, body, client_msg_id)
 
-    async def publish(self, batch: list[Stored]) -> None:
-        await self.broker.publish_many(
-            [
-                (room_channel(s.tenant_id, s.room_id), events.message_event(s.message.seq, s.frame))
-                for s in batch
-            ]
-        )
-
     # HistoryLoader, for the hub ------------------------------------------------------
     async def last_seq(self, tenant_id: int, room_id: int) -> int:
-        async with self.db.tx(tenant_id) as repo:
-            return await repo.room_last_seq(tenant_id, room_id)
+        async with self.db.tx(tenant_id) as tx:
+            return await tx.rooms.last_seq(room_id)
 
     async def frames_between(
         self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
     ) -> Frames:
-        async with self.db.tx(tenant_id) as repo:
-            rows = await repo.messages_between(tenant_id, room_id, room_name, after, upto, limit)
-        return [(m.seq, message_frame(m)) for m in rows]
+        async with self.db.tx(tenant_id) as tx:
+            rows = await tx.messages.between(room_id, room_name, after, upto, limit)
+        return [(m.seq, frames.message(m)) for m in rows]

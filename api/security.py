@@ -65,7 +65,8 @@ class PasswordHasher:
         self._dummy_hash = self._context.hash(secrets.token_urlsafe(16))
 
     def hash_sync(self, password: str) -> str:
-        return self._context.hash(password)
+        hashed: str = self._context.hash(password)
+        return hashed
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._pending >= self._max_pending:
@@ -107,6 +108,11 @@ def same_digest(secret: str, stored: bytes) -> bool:
     return hmac.compare_digest(digest(secret), stored)
 
 
+# `<bigint>.<uuid>.<43 chars>` is at most ~100 characters; anything much longer is not ours
+# and is refused before it is parsed or hashed.
+MAX_OPAQUE_TOKEN_CHARS = 200
+
+
 @dataclass(frozen=True, slots=True)
 class OpaqueToken:
     """Refresh tokens, cookies and tickets are `<tenant id>.<session uuid>.<secret>`: the
@@ -126,7 +132,7 @@ class OpaqueToken:
     @classmethod
     def parse(cls, token: str) -> OpaqueToken | None:
         parts = token.split(".")
-        if len(parts) != 3 or not parts[2] or len(token) > 200:
+        if len(parts) != 3 or not parts[2] or len(token) > MAX_OPAQUE_TOKEN_CHARS:
             return None
         try:
             return cls(int(parts[0]), uuid.UUID(parts[1]), parts[2])
@@ -154,7 +160,7 @@ class TokenCodec:
 
     def __init__(self, settings: AuthSettings) -> None:
         self._s = settings
-        self._key = settings.jwt_secret
+        self._key = settings.jwt_secret.get_secret_value()
 
     def issue(
         self,

@@ -1,22 +1,25 @@
-"""The process's services, wired once per app and reached from routes via app.state."""
+"""The composition root: every service is built here, once, and the app, the CLI, the
+benchmark and the tests all get them from `Services.build`."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-
-from starlette.requests import HTTPConnection
+from typing import Any
 
 from api import metrics
-from api.auth import AuthService
+from api.accounts import AccountService
 from api.broadcasts import BroadcastService
 from api.broker import Broker, create_broker, tenant_channel
 from api.broker.memory import MemoryBroker
-from api.broker.relay import RelayListener
-from api.db import create_engine, db_role_settings
+from api.broker.relay import CHANNEL as RELAY_CHANNEL
+from api.broker.relay import RelayListener, RelayPublisher
+from api.db import Database, create_engine, db_role_settings
 from api.hub import Hub
-from api.repository import Database
+from api.persister import Persister
 from api.rooms import RoomService
+from api.security import PasswordHasher
+from api.sessions import AuthService
 from api.settings import Settings
 
 
@@ -25,22 +28,42 @@ class Services:
     settings: Settings
     db: Database
     broker: Broker
+    hasher: PasswordHasher
+    accounts: AccountService
     auth: AuthService
+    persister: Persister
     rooms: RoomService
     hub: Hub
     broadcasts: BroadcastService
-    relay: RelayListener | None = field(default=None)
-    lag_watch: asyncio.Task[None] | None = field(default=None)
+    relay: RelayListener | None = None
+    background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, settings: Settings) -> Services:
-        db = Database(create_engine(settings))
-        broker = create_broker(settings.broker.url)
+    def build(
+        cls, settings: Settings, *, relay_publisher: bool = False, **engine_options: Any
+    ) -> Services:
+        """`relay_publisher`: with no Redis, publish through Postgres NOTIFY to the server
+        that owns the sockets (for CLI commands); `engine_options` override the pool (a CLI
+        command needs two connections, not a server's pool)."""
+        db = Database(create_engine(settings, **engine_options))
+        broker: Broker
+        if relay_publisher and not settings.broker.url:
+            broker = RelayPublisher(lambda reference: db.notify(RELAY_CHANNEL, reference))
+        else:
+            broker = create_broker(settings.broker.url)
 
         async def publish_tenant_event(tenant_id: int, payload: str) -> None:
             await broker.publish(tenant_channel(tenant_id), payload)
 
-        rooms = RoomService(db, broker, settings)
+        hasher = PasswordHasher(settings.auth)
+        persister = Persister(
+            db,
+            broker,
+            batch_max=settings.persister.batch_max,
+            batch_wait=settings.persister.batch_wait_ms / 1000,
+            drain_seconds=settings.persister.drain_seconds,
+        )
+        rooms = RoomService(db, broker, persister, settings)
         hub = Hub(
             broker,
             rooms,
@@ -48,16 +71,28 @@ class Services:
             replay_page=settings.ws.replay_page_size,
             sockets_per_user=settings.limits.sockets_per_user,
         )
-        auth = AuthService(db, settings, publish_tenant_event)
-        broadcasts = BroadcastService(db, broker, rooms)
+        broadcasts = BroadcastService(db, broker, rooms, persister)
         relay = None
         if isinstance(broker, MemoryBroker):  # let `switchboard broadcast` reach our sockets
             relay = RelayListener(
                 settings.database.url, db_role_settings(settings), broadcasts.resolve_relayed
             )
-        return cls(settings, db, broker, auth, rooms, hub, broadcasts, relay)
+        return cls(
+            settings,
+            db,
+            broker,
+            hasher,
+            AccountService(db, hasher, publish_tenant_event),
+            AuthService(db, settings, hasher, publish_tenant_event),
+            persister,
+            rooms,
+            hub,
+            broadcasts,
+            relay,
+        )
 
     async def start(self) -> None:
+        """Everything a serving process runs: refuses to serve without tenant isolation."""
         problems = await self.db.isolation_problems()
         if problems:
             raise RuntimeError(
@@ -67,22 +102,18 @@ class Services:
                 "database.app_role = switchboard_app or log in as a restricted role."
             )
         await self.hub.start()
-        self.rooms.persister.start()
+        self.persister.start()
         if self.relay is not None:
             self.relay.start()
-        self.lag_watch = asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag")
+        self.background.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
 
     async def stop(self) -> None:
-        if self.lag_watch is not None:
-            self.lag_watch.cancel()
+        """Stops whatever was started (a CLI command starts only the persister)."""
+        for task in self.background:
+            task.cancel()
         if self.relay is not None:
             await self.relay.stop()
-        await self.rooms.persister.stop()
+        await self.persister.stop()
         await self.broker.stop()
         await self.db.dispose()
-        self.auth.hasher.close()
-
-
-def get_services(conn: HTTPConnection) -> Services:
-    services: Services = conn.app.state.services
-    return services
+        self.hasher.close()

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,77 +22,100 @@ from pydantic_settings import (
 DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parent.parent / "settings.toml"
 
 
+def _d(default: Any, why: str, **kw: Any) -> Any:
+    """A setting's default, with the reason shown next to it in settings.toml."""
+    if callable(default):
+        return Field(default_factory=default, description=why, **kw)
+    return Field(default, description=why, **kw)
+
+
 class ServerSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 8000
-    data_dir: Path = Path("./.switchboard")
-    access_log: bool = True
-    gc_threshold: list[int] = Field(default_factory=lambda: [50_000, 50, 100])
+    host: str = _d("127.0.0.1", "address to listen on (0.0.0.0 for every interface)")
+    port: int = _d(8000, "port to listen on")
+    data_dir: Path = _d(Path(".switchboard"), "embedded PostgreSQL data and demo state")
+    access_log: bool = _d(True, "uvicorn's access log (query credentials are masked)")
+    gc_threshold: list[int] = _d(
+        lambda: [50_000, 50, 100],
+        "Python's collector: rare full passes keep delivery p99 low (bench/)",
+    )
+    graceful_shutdown_seconds: float = _d(
+        10.0, "on SIGTERM, how long open connections get to close before the process exits"
+    )
 
 
 class DatabaseSettings(BaseModel):
-    url: str = ""
-    # The application's queries run as this role (row-level security applies to it); empty
-    # when DATABASE_URL already logs in as a restricted role.
-    app_role: str = "switchboard_app"
-    pool_size: int = 10
-    max_overflow: int = 10
+    url: str = _d("", "or DATABASE_URL; empty = embedded PostgreSQL under server.data_dir")
+    app_role: str = _d(
+        "switchboard_app",
+        "queries run as this role (no superuser, no BYPASSRLS, owns nothing); empty when the "
+        "URL already logs in as a restricted role",
+    )
+    pool_size: int = _d(10, "pooled connections per worker")
+    max_overflow: int = _d(10, "extra connections per worker under bursts")
 
 
 class AuthSettings(BaseModel):
-    jwt_secret: str = ""
-    issuer: str = "switchboard"
-    audience: str = "switchboard"
-    algorithm: str = "HS256"
-    access_ttl_seconds: int = 900
-    refresh_ttl_seconds: int = 30 * 24 * 3600
-    ticket_ttl_seconds: int = Field(30, ge=1, le=60)
-    leeway_seconds: int = 10
-    argon2_memory_kib: int = 19456
-    argon2_time_cost: int = 2
-    hash_workers: int = 0  # 0 = cores - 1 (at least 1)
-    hash_nice: int = 10  # hashing threads yield the CPU to sockets
-    hash_max_pending: int = 64  # beyond this, logins get 503 + Retry-After
+    jwt_secret: SecretStr = _d(
+        SecretStr(""), "never here: set SWITCHBOARD_JWT_SECRET (HS256 key, used as given)"
+    )
+    issuer: str = _d("switchboard", "`iss` of access tokens")
+    audience: str = _d("switchboard", "`aud` of access tokens")
+    algorithm: str = _d("HS256", "pinned: tokens signed otherwise are refused")
+    access_ttl_seconds: int = _d(900, "life of an access token (15 min)")
+    refresh_ttl_seconds: int = _d(30 * 24 * 3600, "life of a session: 30 days")
+    ticket_ttl_seconds: int = _d(30, "WebSocket tickets: single use, at most 60 s", ge=1, le=60)
+    leeway_seconds: int = _d(10, "clock skew tolerated on exp/iat")
+    argon2_memory_kib: int = _d(19456, "OWASP's argon2id minimum: 19 MiB, t=2, p=1")
+    argon2_time_cost: int = _d(2, "argon2id passes")
+    hash_workers: int = _d(0, "threads for password hashing; 0 = cores - 1 (at least 1)")
+    hash_nice: int = _d(10, "their CPU priority: sockets (the event loop) come first")
+    hash_max_pending: int = _d(64, "logins waiting for a hash beyond this get 503 + Retry-After")
 
 
 class HttpSettings(BaseModel):
-    allowed_origins: list[str] = Field(default_factory=list)
-    secure_cookies: bool = False
+    allowed_origins: list[str] = _d(
+        lambda: ["http://localhost:8000", "http://127.0.0.1:8000"],
+        "Origins allowed for cookie-authenticated unsafe requests and cookie sockets",
+    )
+    secure_cookies: bool = _d(False, "mark the session cookie Secure (set true behind HTTPS)")
 
 
 class WsSettings(BaseModel):
-    auth_timeout: float = 5.0
-    max_message_bytes: int = 65536
-    send_queue_size: int = 1024
-    idle_timeout: float = 0
-    ping_interval: float = 20.0
-    ping_timeout: float = 20.0
-    replay_page_size: int = 500
+    auth_timeout: float = _d(5.0, "seconds for the first `auth` frame of a socket")
+    max_message_bytes: int = _d(65536, "larger frames close the socket with 1009")
+    send_queue_size: int = _d(1024, "frames queued per socket; overflow closes it with 1013")
+    idle_timeout: float = _d(0, "0 = off; else seconds without a client frame -> 1000 idle")
+    ping_interval: float = _d(20.0, "WebSocket pings from the server (0 = off)")
+    ping_timeout: float = _d(20.0, "close a socket whose pong is this late")
+    replay_page_size: int = _d(500, "messages read per query during a `since` replay")
 
 
 class RoomsSettings(BaseModel):
-    auto_create: bool = False
+    auto_create: bool = _d(False, "a join of a missing room creates it (public)")
 
 
 class BrokerSettings(BaseModel):
-    url: str = ""
-    gap_wait_ms: int = 150
+    url: str = _d("", "or REDIS_URL; empty = in-process memory broker (one worker)")
+    gap_wait_ms: int = _d(150, "hold an out-of-order message this long before reading the gap")
 
 
 class LimitsSettings(BaseModel):
-    max_body_chars: int = 4000
-    rooms_per_socket: int = 100
-    sockets_per_user: int = 20
-    messages_per_second: float = 10.0
-    message_burst: int = 20
-    login_failures_per_user: int = 5
-    login_failures_per_address: int = 50
-    login_window_seconds: int = 300
+    max_body_chars: int = _d(4000, "longest message body")
+    rooms_per_socket: int = _d(100, "rooms one socket may join")
+    sockets_per_user: int = _d(20, "open sockets per user, on every worker together")
+    messages_per_second: float = _d(10.0, "per user and worker (token bucket rate)")
+    message_burst: int = _d(20, "token bucket size")
+    login_failures_per_user: int = _d(5, "failed logins per user within the window")
+    login_failures_per_address: int = _d(50, "failed logins per address within the window")
+    login_window_seconds: int = _d(300, "the login throttle's window")
 
 
 class PersisterSettings(BaseModel):
-    batch_max: int = 500
-    batch_wait_ms: float = 2
+    batch_max: int = _d(500, "messages per group commit at most")
+    batch_wait_ms: float = _d(2, "wait this long for more messages before a commit")
+    drain_seconds: float = _d(
+        10.0, "on shutdown, time to store what is queued (after connections closed)"
+    )
 
 
 class _PlainEnvAliases(PydanticBaseSettingsSource):
@@ -155,7 +178,7 @@ class ConfigError(RuntimeError):
 
 def require_jwt_secret(settings: Settings) -> None:
     """`serve` refuses to run with no secret (or a toy one) outside --demo and tests."""
-    if len(settings.auth.jwt_secret) < 32:
+    if len(settings.auth.jwt_secret.get_secret_value()) < 32:
         raise ConfigError(
             "SWITCHBOARD_JWT_SECRET is not set (or shorter than 32 characters). "
             "Set it to a long random string, e.g. `export SWITCHBOARD_JWT_SECRET="

@@ -60,7 +60,7 @@ class Database:
     def __init__(self) -> None:
         server = os.environ.get("DATABASE_URL")
         if not server:
-            from api.db import start_embedded_postgres
+            from api.embedded import start_embedded_postgres
 
             server = start_embedded_postgres(ROOT / ".switchboard" / "bench")
         base = make_url(server)
@@ -74,7 +74,7 @@ class Database:
         from api.cli import run_migrations
         from api.settings import Settings
 
-        run_migrations(Settings(database={"url": self.url}))  # type: ignore[arg-type]
+        run_migrations(Settings(database={"url": self.url}))
         return self
 
     def drop(self) -> None:
@@ -216,34 +216,30 @@ def make_accounts(
 ) -> tuple[int, list[str]]:
     """Tenant `bench` with users u0..u{n-1}; returns (tenant_id, usernames). Set-up hashes use
     a low argon2 cost unless `real_hash_cost` (the login scenario measures the real one)."""
-    from api.auth import AuthService
-    from api.db import create_engine
-    from api.repository import Database as Db
+    from api.services import Services
     from api.settings import Settings
 
     auth_settings: dict[str, Any] = {"jwt_secret": SECRET}
     if not real_hash_cost:
         auth_settings.update(argon2_memory_kib=1024, argon2_time_cost=1)
-    settings = Settings(database={"url": db.url}, auth=auth_settings)  # type: ignore[arg-type]
+    settings = Settings(database={"url": db.url}, auth=auth_settings)
 
     async def main() -> tuple[int, list[str]]:
-        database = Db(create_engine(settings, pool_size=2, max_overflow=0))
-
-        async def nowhere(tenant_id: int, payload: str) -> None:
-            return None
-
-        auth = AuthService(database, settings, nowhere)
+        services = Services.build(settings, pool_size=2, max_overflow=0)
+        accounts = services.accounts
         try:
-            tenant_id = await auth.tenant_id(tenant) or await auth.create_tenant(tenant, tenant)
-            password_hash = await auth.hasher.hash(PASSWORD)
+            tenant_id = await accounts.tenant_id(tenant) or await accounts.create_tenant(
+                tenant, tenant
+            )
+            password_hash = await services.hasher.hash(PASSWORD)
             names = [f"u{i}" for i in range(users)]
-            async with database.tx(tenant_id) as repo:
+            async with services.db.tx(tenant_id) as tx:  # one transaction for every user
                 for name in names:
-                    if await repo.user_by_name(tenant_id, name) is None:
-                        await repo.create_user(tenant_id, name, password_hash, "admin")
+                    if await tx.users.by_name(name) is None:
+                        await tx.users.create(name, password_hash, "admin")
             return tenant_id, names
         finally:
-            await database.dispose()
+            await services.stop()
 
     return asyncio.run(main())
 

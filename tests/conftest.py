@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from api.cli import run_migrations
-from api.db import start_embedded_postgres
+from api.embedded import start_embedded_postgres
 from tests.support import LiveServer, settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +130,7 @@ class Factory:
         slug = slug or f"t-{secrets.token_hex(3)}"
 
         async def make(s: Any) -> int:
-            return int(await s.auth.create_tenant(slug, slug.title()))
+            return int(await s.accounts.create_tenant(slug, slug.title()))
 
         self.tenant_ids[slug] = self.server.call(make)
         return slug
@@ -143,9 +143,9 @@ class Factory:
         role: str = "member",
     ) -> str:
         tenant_id = self.tenant_ids.get(tenant) or self.server.call(
-            lambda s: s.auth.tenant_id(tenant)
+            lambda s: s.accounts.tenant_id(tenant)
         )
-        self.server.call(lambda s: s.auth.create_user(tenant_id, username, password, role))
+        self.server.call(lambda s: s.accounts.create_user(tenant_id, username, password, role))
         return password
 
     def login(

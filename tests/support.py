@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -48,7 +48,7 @@ class LiveServer:
             log_level="warning",
             lifespan="on",
             **server_options(settings),
-        )  # type: ignore[arg-type]
+        )
         self.server = uvicorn.Server(config)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -84,7 +84,7 @@ class LiveServer:
         services: Services = self.app.state.services
         return services
 
-    def call(self, fn: Callable[[Services], Awaitable[Any]], timeout: float = 30) -> Any:
+    def call(self, fn: Callable[[Services], Coroutine[Any, Any, Any]], timeout: float = 30) -> Any:
         """Run `fn(services)` on the server's event loop (where its engine lives)."""
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(fn(self.services), self.loop).result(timeout)
@@ -95,7 +95,8 @@ class LiveServer:
     def ws(self, path: str = "/ws", **kw: Any) -> ClientConnection:
         kw.setdefault("open_timeout", 10)
         kw.setdefault("close_timeout", 5)
-        return connect(self.ws_url + path, **kw)
+        conn: ClientConnection = connect(self.ws_url + path, **kw)
+        return conn
 
 
 def recv(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:

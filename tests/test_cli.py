@@ -85,12 +85,12 @@ def test_create_tenant_and_users(database_url: str) -> None:
                 ("alice", "a long enough password", "admin"),
                 ("bob", generated, "member"),
             ):
-                r = client.post(
+                login = client.post(
                     "/auth/login",
                     json={"tenant": "acme", "username": username, "password": password},
                 )
-                assert r.status_code == 200
-                token = r.json()["access_token"]
+                assert login.status_code == 200
+                token = login.json()["access_token"]
                 me = client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
                 assert me.json()["role"] == role
     finally:
@@ -160,7 +160,7 @@ def test_embedded_postgres_from_nothing_and_restart(tmp_path: Path) -> None:
     script = (
         "import asyncio, asyncpg, sys\n"
         "from pathlib import Path\n"
-        "from api.db import start_embedded_postgres\n"
+        "from api.embedded import start_embedded_postgres\n"
         "url = start_embedded_postgres(Path(sys.argv[1]))\n"
         "async def main():\n"
         "    c = await asyncpg.connect(url)\n"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from pathlib import Path
 
 import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
-from api.cli import ROOT
+ROOT = Path(__file__).resolve().parent.parent
 
 EXPECTED = {
     "tenant",
@@ -33,7 +34,8 @@ def _dsn(url: str) -> str:
 async def _sql(dsn: str, sql: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(dsn)
     try:
-        return await conn.fetch(sql)
+        rows: list[asyncpg.Record] = await conn.fetch(sql)
+        return rows
     finally:
         await conn.close()
 

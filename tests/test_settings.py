@@ -28,7 +28,9 @@ def test_checked_in_toml_defaults(clean_env: pytest.MonkeyPatch) -> None:
     s = Settings()
     assert s.ws.auth_timeout == 5.0
     assert s.rooms.auto_create is False
-    assert s.database.url == "" and s.broker.url == "" and s.auth.jwt_secret == ""
+    assert (
+        s.database.url == "" and s.broker.url == "" and s.auth.jwt_secret.get_secret_value() == ""
+    )
 
 
 def test_toml_file_then_env_then_plain_env(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -51,7 +53,7 @@ def test_toml_file_then_env_then_plain_env(clean_env: pytest.MonkeyPatch, tmp_pa
     s = Settings()
     assert s.database.url == "postgresql://plain/db"
     assert s.broker.url == "redis://127.0.0.1:6379/3"
-    assert s.auth.jwt_secret == "s" * 40
+    assert s.auth.jwt_secret.get_secret_value() == "s" * 40
     assert Settings(ws={"auth_timeout": 9}).ws.auth_timeout == 9  # init wins
 
 

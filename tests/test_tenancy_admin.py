@@ -18,8 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from websockets.sync.client import ClientConnection
 
-from api.db import create_engine
-from api.repository import Database
+from api.db import Database, create_engine
 from tests.conftest import ROOT, Account, Factory
 from tests.support import LiveServer, close_of, recv, recv_type, send, settings_for
 
@@ -106,9 +105,9 @@ def test_other_tenants_room_is_byte_identical_to_missing(
         )
     with socket_in(server, a.bob, room=None) as ws:
         send(ws, type="join", room="only-in-b")
-        theirs = ws.recv(timeout=5)
+        their_room = ws.recv(timeout=5)
         send(ws, type="join", room="no-such-room")
-        assert theirs == ws.recv(timeout=5)
+        assert their_room == ws.recv(timeout=5)
 
 
 def test_no_cross_tenant_delivery_while_both_are_busy(
@@ -405,7 +404,7 @@ def test_server_refuses_a_role_that_bypasses_rls(database_url: str) -> None:
         try:
             await services.start()
         finally:
-            await services.db.dispose()
+            await services.stop()
 
     with pytest.raises(RuntimeError, match="superuser"):
         asyncio.run(start())

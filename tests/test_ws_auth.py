@@ -27,9 +27,9 @@ def test_query_token(server: LiveServer, factory: Factory) -> None:
 def test_cookie_with_allowed_origin(server: LiveServer, factory: Factory) -> None:
     acct = factory.account()
     headers = {"Cookie": f"session={acct.cookie}"}
-    with server.ws(additional_headers=headers, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+    with server.ws(additional_headers=headers, origin=ORIGIN) as ws:
         assert recv(ws)["user"] == acct.username
-    with server.ws(additional_headers=headers, origin="http://evil.example") as ws:  # type: ignore[arg-type]
+    with server.ws(additional_headers=headers, origin="http://evil.example") as ws:
         assert close_of(ws) == (1008, "origin_not_allowed")
     with server.ws(additional_headers=headers) as ws:  # no Origin at all
         assert close_of(ws) == (1008, "origin_not_allowed")

@@ -43,8 +43,8 @@ def test_send_ack_fanout_with_consecutive_seqs(server: LiveServer, factory: Fact
     with joined(server, alice) as a, joined(server, bob) as b:
         for i in range(5):
             send(a, type="send", room="general", body=f"hello {i}", client_msg_id=f"c{i}")
-        acks = []
-        a_messages = []
+        acks: list[dict[str, Any]] = []
+        a_messages: list[dict[str, Any]] = []
         while len(acks) < 5 or len(a_messages) < 5:
             frame = recv(a)
             if frame["type"] == "ack":
@@ -143,7 +143,7 @@ def test_join_reports_last_seq_and_online(server: LiveServer, factory: Factory) 
                     {"username": alice.username, "connections": 1},
                     {"username": bob.username, "connections": 1},
                 ],
-                key=lambda u: u["username"],
+                key=lambda u: str(u["username"]),
             ),
         }
         send(ws, type="leave", room="general")

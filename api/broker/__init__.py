@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from api.broker.base import Broker, Handler
+from api.broker.channels import Channel, parse_channel, room_channel, tenant_channel
 from api.broker.memory import MemoryBroker
 
 
@@ -16,12 +17,12 @@ def create_broker(url: str) -> Broker:
     raise ValueError(f"unsupported broker URL scheme: {url.split(':', 1)[0]}")
 
 
-def room_channel(tenant_id: int, room_id: int) -> str:
-    return f"t:{tenant_id}:room:{room_id}"
-
-
-def tenant_channel(tenant_id: int) -> str:
-    return f"t:{tenant_id}:all"
-
-
-__all__ = ["Broker", "Handler", "create_broker", "room_channel", "tenant_channel"]
+__all__ = [
+    "Broker",
+    "Channel",
+    "Handler",
+    "create_broker",
+    "parse_channel",
+    "room_channel",
+    "tenant_channel",
+]

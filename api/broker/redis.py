@@ -26,8 +26,12 @@ from api import metrics
 from api.broker.base import Broker, Handler, Reconnected
 
 log = logging.getLogger("switchboard.broker.redis")
+# A worker refreshes its presence every PRESENCE_TTL / 3 s; a dead one's vanishes after this.
 PRESENCE_TTL = 10
+# A subscription Redis has not confirmed by then is retried on the next reconnect.
 SUBSCRIBE_TIMEOUT = 5.0
+# The index of workers per presence key outlives any worker's hash; a day keeps it tidy.
+PRESENCE_INDEX_TTL = 86400
 
 # Sum of every live worker's counts for one key; drops workers whose hash expired.
 _PRESENCE_READ = """
@@ -52,7 +56,7 @@ if tonumber(ARGV[4]) > 0 then redis.call('HSET', mine, ARGV[3], ARGV[4])
 else redis.call('HDEL', mine, ARGV[3]) end
 redis.call('EXPIRE', mine, ARGV[5])
 redis.call('SADD', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], 86400)
+redis.call('EXPIRE', KEYS[1], ARGV[6])
 """
     + _PRESENCE_READ
 )
@@ -194,7 +198,14 @@ class RedisBroker(Broker):
         totals = self._pairs(
             await self._write(
                 keys=[f"sb:presidx:{key}"],
-                args=[f"sb:pres:{key}:", self.worker, user, max(mine, 0), PRESENCE_TTL],
+                args=[
+                    f"sb:pres:{key}:",
+                    self.worker,
+                    user,
+                    max(mine, 0),
+                    PRESENCE_TTL,
+                    PRESENCE_INDEX_TTL,
+                ],
             )
         )
         return totals.get(user, 0), len(totals)

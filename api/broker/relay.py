@@ -14,17 +14,49 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from api import events
 from api.broker.base import Broker, Handler, Reconnected
+from api.broker.channels import parse_channel
 
 log = logging.getLogger("switchboard.relay")
 CHANNEL = "switchboard_relay"
+RECONNECT_DELAY_SECONDS = 1.0  # after the listening connection is lost
 
 Notify = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayReference:
+    """What a NOTIFY carries: `m <tenant> <room> <seq>` for a stored room message, or
+    `b <tenant> <broadcast id>` for a tenant-wide broadcast."""
+
+    tenant_id: int
+    room_id: int | None = None  # with seq: a room message
+    seq: int = 0
+    broadcast_id: int | None = None
+
+    def encode(self) -> str:
+        if self.room_id is not None:
+            return f"m {self.tenant_id} {self.room_id} {self.seq}"
+        return f"b {self.tenant_id} {self.broadcast_id}"
+
+    @classmethod
+    def decode(cls, text: str) -> RelayReference | None:
+        kind, *numbers = text.split()
+        try:
+            ids = [int(n) for n in numbers]
+        except ValueError:
+            return None
+        if kind == "m" and len(ids) == 3:
+            return cls(ids[0], room_id=ids[1], seq=ids[2])
+        if kind == "b" and len(ids) == 2:
+            return cls(ids[0], broadcast_id=ids[1])
+        return None
 
 
 class RelayPublisher(Broker):
@@ -48,13 +80,18 @@ class RelayPublisher(Broker):
         return None
 
     async def publish(self, channel: str, payload: str) -> None:
-        tenant_id = channel.split(":")[1]
+        target = parse_channel(channel)
+        if target is None:
+            return
         event = events.decode(payload)
-        if event.kind == events.MESSAGE:
-            room_id = channel.rsplit(":", 1)[1]
-            await self._notify(f"m {tenant_id} {room_id} {event.seq}")
+        reference = None
+        if event.kind == events.MESSAGE and target.room_id is not None:
+            reference = RelayReference(target.tenant_id, room_id=target.room_id, seq=event.seq)
         elif event.kind == events.BROADCAST:
-            await self._notify(f"b {tenant_id} {json.loads(event.text)['id']}")
+            broadcast_id = int(json.loads(event.text)["id"])
+            reference = RelayReference(target.tenant_id, broadcast_id=broadcast_id)
+        if reference is not None:
+            await self._notify(reference.encode())
 
     async def presence_change(self, key: str, user: str, delta: int) -> tuple[int, int]:
         return 0, 0
@@ -63,7 +100,7 @@ class RelayPublisher(Broker):
         return {}  # the server's sockets are not visible from here
 
 
-Resolve = Callable[[str], Awaitable[None]]
+Resolve = Callable[[RelayReference], Awaitable[None]]
 
 
 class RelayListener:
@@ -86,7 +123,11 @@ class RelayListener:
                 await self._task
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        task = asyncio.ensure_future(self._resolve(payload))
+        reference = RelayReference.decode(payload)
+        if reference is None:
+            log.warning("ignoring a malformed relay reference %r", payload[:100])
+            return
+        task = asyncio.ensure_future(self._resolve(reference))
         self._pending.add(task)
         task.add_done_callback(self._done)
 
@@ -112,7 +153,7 @@ class RelayListener:
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):
                         await conn.close()
-            await asyncio.sleep(1)
+            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
 
 
 def _set_on_call(event: asyncio.Event) -> Callable[[Any], None]:

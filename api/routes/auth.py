@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request, Response
 
-from fastapi import APIRouter, Depends, Request, Response
-
-from api.auth import SESSION_COOKIE, AuthService, CurrentPrincipal, Issued, get_auth
+from api.deps import Auth, CurrentPrincipal
 from api.schemas import LoginIn, MeOut, RefreshIn, TicketOut, TokenPair
+from api.sessions import AuthService, Issued
+from api.ws_auth import SESSION_COOKIE
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-Auth = Annotated[AuthService, Depends(get_auth)]
 
 
 def _pair(issued: Issued, response: Response, auth: AuthService) -> TokenPair:

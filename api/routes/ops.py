@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from api.deps import ServicesDep
 from api.errors import error_response
 from api.metrics import exposition
-from api.services import get_services
 
 router = APIRouter(tags=["operations"])
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -22,8 +22,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
-    services = get_services(request)
+async def readyz(services: ServicesDep) -> JSONResponse:
     checks = {
         "database": "ok" if await services.db.ping() else "down",
         "broker": "ok" if await services.broker.ping() else "down",

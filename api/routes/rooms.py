@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
-from api.auth import CurrentPrincipal
+from api.deps import CurrentPrincipal, Rooms
 from api.errors import ValidationFailed
+from api.protocol import server as frames
 from api.repository import RoomRow
-from api.rooms import RoomService
 from api.schemas import (
     HistoryOut,
     MemberIn,
@@ -19,18 +19,9 @@ from api.schemas import (
     PresenceUser,
     RoomIn,
     RoomOut,
-    message_dict,
 )
-from api.services import get_services
 
 router = APIRouter(prefix="/rooms", tags=["rooms"])
-
-
-async def get_rooms(request: Request) -> RoomService:  # async: no thread hop (see get_auth)
-    return get_services(request).rooms
-
-
-Rooms = Annotated[RoomService, Depends(get_rooms)]
 SeqQuery = Annotated[int | None, Query(ge=0, le=2**62)]
 
 
@@ -82,10 +73,11 @@ async def history(
 ) -> HistoryOut:
     if after is not None and before is not None and before <= after + 1:
         raise ValidationFailed("`before` must be greater than `after` + 1")
-    messages, has_more = await rooms.history(
-        principal, room, after=after, before=before, limit=limit
+    page = await rooms.history(principal, room, after=after, before=before, limit=limit)
+    return HistoryOut(
+        messages=[MessageOut(**frames.message_dict(m)) for m in page.messages],
+        has_more=page.has_more,
     )
-    return HistoryOut(messages=[MessageOut(**message_dict(m)) for m in messages], has_more=has_more)
 
 
 @router.post("/{room}/messages", response_model=MessageOut, status_code=201)
@@ -96,12 +88,13 @@ async def post_message(
     stored, created = await rooms.post(principal, target, body.body, body.client_msg_id)
     if not created:
         response.status_code = 200
-    return MessageOut(**message_dict(stored.message))
+    return MessageOut(**frames.message_dict(stored.message))
 
 
 @router.get("/{room}/presence", response_model=PresenceOut)
 async def presence(room: str, principal: CurrentPrincipal, rooms: Rooms) -> PresenceOut:
     users = await rooms.presence(principal, room)
     return PresenceOut(
-        room=room, users=[PresenceUser(username=u, connections=n) for u, n in sorted(users.items())]
+        room=room,
+        users=[PresenceUser(username=u, connections=n) for u, n in sorted(users.items())],
     )

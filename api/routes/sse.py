@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from api.auth import CurrentPrincipal, Principal
+from api.deps import CurrentPrincipal, ServicesDep
 from api.errors import ValidationFailed
-from api.services import get_services
+from api.principal import Principal
+from api.protocol import Close
+from api.protocol import server as frames
 
 router = APIRouter(tags=["rooms"])
+# A comment line this often keeps proxies from closing a quiet stream.
 KEEPALIVE_SECONDS = 15.0
-_FRAME_PREFIX = '{"type":"message",'
 _CLOSED = (-1, "")
 
 
@@ -37,36 +40,36 @@ class SseSubscriber:
         try:
             self.queue.put_nowait((seq, text))
         except asyncio.QueueFull:
-            self.close_soon(1013, "slow_consumer")  # the browser reconnects with Last-Event-ID
+            self.close_soon(Close.SLOW_CONSUMER)  # the browser reconnects with Last-Event-ID
 
     async def push_wait(self, seq: int, text: str) -> None:
         if not self.closed:
             await self.queue.put((seq, text))
 
-    def close_soon(self, code: int, reason: str) -> None:
+    def close_soon(self, close: Close) -> None:
+        """An SSE stream has no close code: it ends, and the browser reconnects."""
         if not self.closed:
             self.closed = True
             with contextlib.suppress(asyncio.QueueFull):
                 self.queue.put_nowait(_CLOSED)
 
     def removed_from(self, room: str) -> None:
-        self.close_soon(1008, "removed")
+        self.close_soon(Close.REMOVED)
 
 
 def _event(seq: int, frame: str) -> str:
-    data = "{" + frame[len(_FRAME_PREFIX) :] if frame.startswith(_FRAME_PREFIX) else frame
+    data = json.dumps(frames.message_of_frame(frame), separators=(",", ":"), ensure_ascii=False)
     return f"id: {seq}\nevent: message\ndata: {data}\n\n"
 
 
 @router.get("/rooms/{room}/events", response_class=StreamingResponse)
 async def room_events(
     room: str,
-    request: Request,
     principal: CurrentPrincipal,
+    services: ServicesDep,
     last_event_id: str | None = Header(default=None),
     since: int | None = Query(default=None, ge=0),
 ) -> StreamingResponse:
-    services = get_services(request)
     target = await services.rooms.get(principal, room)
     if last_event_id is not None:
         if not last_event_id.strip().isdigit():

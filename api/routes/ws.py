@@ -5,40 +5,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, assert_never
 
 from fastapi import APIRouter, WebSocket
-from pydantic import ValidationError
 
 from api import metrics
-from api.auth import ClientGone, WsAuthFailed, authenticate_websocket, close_reason
 from api.connection import Connection
-from api.errors import (
-    APIError,
-    CloseCode,
-    CloseReason,
-    InvalidToken,
-    LimitExceeded,
-    NotJoined,
-    infrastructure_error,
-)
-from api.schemas import (
+from api.deps import services_of
+from api.errors import APIError, InvalidToken, LimitExceeded, NotJoined, infrastructure_error
+from api.protocol import (
     AuthFrame,
     ClientFrame,
+    Close,
+    FrameRejected,
     JoinFrame,
     LeaveFrame,
     PingFrame,
     SendFrame,
-    client_frame_adapter,
-    encode,
-    error_frame,
+    decode_client_frame,
 )
-from api.services import Services, get_services
+from api.protocol import server as frames
+from api.services import Services
+from api.ws_auth import ClientGone, WsAuthFailed, auth_close, authenticate_websocket
 
 router = APIRouter()
 log = logging.getLogger("switchboard.ws")
-PONG = encode({"type": "pong"})
-MAX_INFLIGHT_SENDS = 256  # past this, stop reading the socket until commits catch up
+# Past this many sends awaiting their commit, a socket is not read until commits catch up:
+# the persister's queue (and memory) stays bounded by sockets x this.
+MAX_INFLIGHT_SENDS = 256
 
 
 @router.websocket("/ws")
@@ -51,18 +45,18 @@ async def ws_room_endpoint(websocket: WebSocket, room: str) -> None:
     await serve_socket(websocket, room)
 
 
-async def close(ws: WebSocket, code: int, reason: str) -> None:
+async def close(ws: WebSocket, close: Close) -> None:
     with contextlib.suppress(Exception):
-        await ws.close(code, reason)
+        await ws.close(close.code, close.reason)
 
 
 async def serve_socket(ws: WebSocket, auto_join: str | None) -> None:
-    services = get_services(ws)
+    services = services_of(ws)
     await ws.accept()
     try:
         principal = await authenticate_websocket(ws, services.auth)
     except WsAuthFailed as exc:
-        await close(ws, CloseCode.POLICY, exc.reason)
+        await close(ws, exc.close)
         return
     except ClientGone:
         return
@@ -70,11 +64,11 @@ async def serve_socket(ws: WebSocket, auto_join: str | None) -> None:
     try:
         await services.hub.register(conn)
     except LimitExceeded:
-        await close(ws, CloseCode.POLICY, CloseReason.TOO_MANY_SOCKETS)
+        await close(ws, Close.TOO_MANY_SOCKETS)
         return
     metrics.CONNECTIONS.inc()
     conn.set_principal(principal)
-    conn.push(0, encode(conn.ready_frame()))
+    conn.push(0, conn.ready_frame())
     conn.start_writer()
     try:
         await FrameHandler(conn, services).read_loop(auto_join)
@@ -82,24 +76,6 @@ async def serve_socket(ws: WebSocket, auto_join: str | None) -> None:
         conn.finish()
         metrics.CONNECTIONS.dec()
         await services.hub.unregister(conn)
-
-
-_TYPE_ERRORS = {"union_tag_invalid": "unknown_type"}
-
-
-def describe_invalid(exc: ValidationError) -> tuple[str, str]:
-    err = exc.errors(include_url=False)[0]
-    code = _TYPE_ERRORS.get(err["type"], "invalid_frame")
-    if code == "unknown_type":
-        return code, f"unknown frame type {err.get('input', {}).get('type')!r}" if isinstance(
-            err.get("input"), dict
-        ) else "unknown frame type"
-    where = ".".join(str(p) for p in err["loc"][1:]) or "frame"
-    if err["type"] == "json_invalid":
-        return code, "the frame is not valid JSON"
-    if err["type"] == "union_tag_not_found":
-        return code, "the frame needs a string `type`"
-    return code, f"{where}: {err['msg']}"
 
 
 class FrameHandler:
@@ -126,7 +102,7 @@ class FrameHandler:
                 else:
                     message = await asyncio.wait_for(receive(), self.idle_timeout)
             except TimeoutError:
-                self.conn.close_soon(CloseCode.NORMAL, CloseReason.IDLE)
+                self.conn.close_soon(Close.IDLE)
                 continue  # the close frame is on its way; the disconnect ends the loop
             if message["type"] == "websocket.disconnect":
                 return
@@ -135,27 +111,18 @@ class FrameHandler:
                 self.error("invalid_frame", "binary frames are not part of the protocol")
                 continue
             try:
-                frame = client_frame_adapter.validate_json(text)
-            except ValidationError as exc:
-                self.error(*describe_invalid(exc))
+                frame = decode_client_frame(text)
+            except FrameRejected as exc:
+                self.error(exc.code, exc.detail)
                 continue
             await self.dispatch(frame)
 
     def error(self, code: str, detail: str, ref: Any = None, **extra: Any) -> None:
-        self.conn.push(0, error_frame(code, detail, ref, **extra))
+        self.conn.push(0, frames.error(code, detail, ref, **extra))
 
     async def dispatch(self, frame: ClientFrame) -> None:
         try:
-            if isinstance(frame, SendFrame):
-                await self.on_send(frame)
-            elif isinstance(frame, PingFrame):
-                self.conn.push(0, PONG)
-            elif isinstance(frame, JoinFrame):
-                await self.on_join(frame)
-            elif isinstance(frame, LeaveFrame):
-                await self.on_leave(frame)
-            elif isinstance(frame, AuthFrame):
-                await self.on_auth(frame)
+            await self.handle(frame)
         except APIError as exc:
             self.error(exc.code, exc.detail, frame.ref, **exc.extra)
         except Exception as exc:
@@ -165,6 +132,22 @@ class FrameHandler:
                 return
             log.exception("frame %s failed", type(frame).__name__)
             self.error("internal", "the server failed to handle this frame", frame.ref)
+
+    async def handle(self, frame: ClientFrame) -> None:
+        """One branch per client frame type; a type added to the union but not handled here
+        fails the type check (assert_never)."""
+        if isinstance(frame, SendFrame):
+            await self.on_send(frame)
+        elif isinstance(frame, PingFrame):
+            self.conn.push(0, frames.PONG)
+        elif isinstance(frame, JoinFrame):
+            await self.on_join(frame)
+        elif isinstance(frame, LeaveFrame):
+            await self.on_leave(frame)
+        elif isinstance(frame, AuthFrame):
+            await self.on_auth(frame)
+        else:
+            assert_never(frame)
 
     async def on_send(self, frame: SendFrame) -> None:
         """Validated now; stored by the persister while this socket goes on reading, so one
@@ -198,15 +181,9 @@ class FrameHandler:
                 self.error(mapped.code, mapped.detail, frame.ref)
             return
         stored = future.result()[0]
-        ack: dict[str, Any] = {
-            "type": "ack",
-            "room": frame.room,
-            "seq": stored.message.seq,
-            "client_msg_id": frame.client_msg_id,
-        }
-        if frame.ref is not None:
-            ack["ref"] = frame.ref
-        self.conn.push(0, encode(ack))
+        self.conn.push(
+            0, frames.ack(frame.room, stored.message.seq, frame.client_msg_id, frame.ref)
+        )
 
     async def on_join(self, frame: JoinFrame) -> None:
         conn = self.conn
@@ -218,7 +195,7 @@ class FrameHandler:
         room = await self.s.rooms.get_for_join(conn.principal, frame.room)
 
         def joined(seq: int, online: int) -> str:
-            return encode({"type": "joined", "room": room.name, "seq": seq, "online": online})
+            return frames.joined(room.name, seq, online)
 
         fan = await self.s.hub.join(conn, room.tenant_id, room.id, room.name, frame.since, joined)
         conn.rooms[room.name] = (room, fan)
@@ -228,17 +205,20 @@ class FrameHandler:
         if joined is None:
             raise NotJoined(f"not in room {frame.room!r}")
         await self.s.hub.leave(self.conn, joined[1])
-        self.conn.push(0, encode({"type": "left", "room": frame.room}))
+        self.conn.push(0, frames.left(frame.room))
 
     async def on_auth(self, frame: AuthFrame) -> None:
         """Re-authentication on a live socket: same user, new expiry. A bad token closes
         the socket with 1008, as it would at connect."""
         try:
             principal = await self.s.auth.from_access_token(frame.token)
-            if (principal.tenant_id, principal.user_id) != (self.conn.tenant_id, self.conn.user_id):
+            if (principal.tenant_id, principal.user_id) != (
+                self.conn.tenant_id,
+                self.conn.user_id,
+            ):
                 raise InvalidToken("the token belongs to another user")
         except APIError as exc:
-            self.conn.close_soon(CloseCode.POLICY, close_reason(exc))
+            self.conn.close_soon(auth_close(exc))
             return
         self.conn.set_principal(principal)
-        self.conn.push(0, encode(self.conn.ready_frame()))
+        self.conn.push(0, self.conn.ready_frame())

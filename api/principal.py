@@ -1,0 +1,35 @@
+"""Who is calling: the result of every authentication, HTTP or WebSocket."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from api.repository import Role, SessionView
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: int
+    username: str
+    tenant_id: int
+    tenant: str
+    role: str
+    session_id: uuid.UUID
+    expires_at: int  # epoch seconds: when this credential stops being valid
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    @classmethod
+    def of_session(cls, view: SessionView, expires_at: int) -> Principal:
+        return cls(
+            view.user_id,
+            view.username,
+            view.tenant_id,
+            view.tenant_slug,
+            view.role,
+            view.session_id,
+            expires_at,
+        )

@@ -1,0 +1,37 @@
+"""The wire protocol, in one place: client frames (validated once), server frames (one
+encoder each) and the close-code table. docs/protocol.md and the clients follow it."""
+
+from api.protocol import server
+from api.protocol.client import (
+    AuthFrame,
+    ClientFrame,
+    ClientMsgId,
+    FrameRejected,
+    JoinFrame,
+    LeaveFrame,
+    PingFrame,
+    SendFrame,
+    Seq,
+    client_frame_adapter,
+    decode_client_frame,
+)
+from api.protocol.close import ClientAction, Close, CloseCode, client_action
+
+__all__ = [
+    "AuthFrame",
+    "ClientAction",
+    "ClientFrame",
+    "ClientMsgId",
+    "Close",
+    "CloseCode",
+    "FrameRejected",
+    "JoinFrame",
+    "LeaveFrame",
+    "PingFrame",
+    "SendFrame",
+    "Seq",
+    "client_action",
+    "client_frame_adapter",
+    "decode_client_frame",
+    "server",
+]

@@ -1,0 +1,89 @@
+"""Frames a client sends: one discriminated union on "type", validated once per frame."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+ClientMsgId = Annotated[str, Field(min_length=1, max_length=128)]
+Seq = Annotated[int, Field(ge=0, le=2**62)]
+RoomRef = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    ref: str | int | None = Field(
+        default=None, description="Echoed in the `ack` or `error` this frame causes."
+    )
+
+
+class AuthFrame(_Frame):
+    """First frame of an unauthenticated socket, or a fresh token on a live one."""
+
+    type: Literal["auth"]
+    token: str = Field(min_length=1, max_length=4096)
+
+
+class JoinFrame(_Frame):
+    """Join a room; with `since`, replay every message after that seq first."""
+
+    type: Literal["join"]
+    room: RoomRef
+    since: Seq | None = None
+
+
+class LeaveFrame(_Frame):
+    type: Literal["leave"]
+    room: RoomRef
+
+
+class SendFrame(_Frame):
+    """Store a message in a joined room; acked after commit. `client_msg_id` makes retries
+    idempotent."""
+
+    type: Literal["send"]
+    room: RoomRef
+    body: Any = None  # checked by the room service, so a bad body is `body_invalid`
+    client_msg_id: ClientMsgId | None = None
+
+
+class PingFrame(_Frame):
+    type: Literal["ping"]
+
+
+ClientFrame = Annotated[
+    AuthFrame | JoinFrame | LeaveFrame | SendFrame | PingFrame, Field(discriminator="type")
+]
+client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+class FrameRejected(Exception):
+    """A frame that is not valid JSON or not a valid client frame: (code, detail)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        self.code = code
+        self.detail = detail
+        super().__init__(detail)
+
+
+def decode_client_frame(text: str) -> ClientFrame:
+    try:
+        return client_frame_adapter.validate_json(text)
+    except ValidationError as exc:
+        raise FrameRejected(*_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> tuple[str, str]:
+    err = exc.errors(include_url=False)[0]
+    kind = err["type"]
+    if kind == "union_tag_invalid":
+        given = err.get("input")
+        name = given.get("type") if isinstance(given, dict) else None
+        return "unknown_type", f"unknown frame type {name!r}"
+    if kind == "json_invalid":
+        return "invalid_frame", "the frame is not valid JSON"
+    if kind == "union_tag_not_found":
+        return "invalid_frame", "the frame needs a string `type`"
+    where = ".".join(str(p) for p in err["loc"][1:]) or "frame"
+    return "invalid_frame", f"{where}: {err['msg']}"

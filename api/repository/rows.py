@@ -1,0 +1,166 @@
+"""The values repositories return: small frozen dataclasses and enums, never bare tuples."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Role(StrEnum):
+    MEMBER = "member"
+    ADMIN = "admin"
+
+
+class MessageKind(StrEnum):
+    USER = "user"
+    BROADCAST = "broadcast"
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    tenant_id: int
+    username: str
+    role: str
+    password_hash: str
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """A session joined with its user and tenant: everything a Principal needs."""
+
+    session_id: uuid.UUID
+    tenant_id: int
+    tenant_slug: str
+    user_id: int
+    username: str
+    role: str
+    live: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSecrets:
+    refresh_hash: bytes
+    cookie_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRedemption:
+    session_id: uuid.UUID
+    fresh: bool  # False: the ticket existed but had expired
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRow:
+    id: int
+    tenant_id: int
+    name: str
+    private: bool
+    created_by: int | None
+    created_at: datetime
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomWithMembers:
+    room: RoomRow
+    members: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    room: str
+    seq: int
+    sender: str
+    body: str
+    ts: datetime
+    kind: str
+    client_msg_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    messages: list[MessageRow]
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastRow:
+    id: int
+    sender: str
+    body: str
+    ts: datetime
+    rooms: list[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastPage:
+    broadcasts: list[BroadcastRow]
+    has_more: bool
+
+
+class ClaimState(StrEnum):
+    CLAIMED = "claimed"  # the key is new: do the work, then answer it
+    DONE = "done"  # answered within the key's lifetime: return the stored answer
+    BUSY = "busy"  # another request holds the key right now
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    state: ClaimState
+    answer: dict[str, Any] | None = None
+
+
+# Mappers from database rows ---------------------------------------------------------
+
+
+def user_row(row: Any) -> UserRow:
+    return UserRow(
+        row.id,
+        row.tenant_id,
+        row.username,
+        row.role,
+        row.password_hash,
+        row.disabled_at is not None,
+        row.created_at,
+    )
+
+
+def room_row(row: Any) -> RoomRow:
+    return RoomRow(
+        row.id, row.tenant_id, row.name, row.private, row.created_by, row.created_at, row.last_seq
+    )
+
+
+def message_row(room_name: str, row: Any) -> MessageRow:
+    """From a SQLAlchemy row or an asyncpg record (both index by column name)."""
+    return MessageRow(
+        room_name,
+        row["seq"],
+        row["sender"],
+        row["body"],
+        row["created_at"],
+        row["kind"],
+        row["client_msg_id"],
+    )
+
+
+def broadcast_row(row: Any) -> BroadcastRow:
+    return BroadcastRow(row.id, row.sender, row.body, row.created_at, row.rooms)
+
+
+def session_view(row: Any) -> SessionView:
+    return SessionView(
+        row["id"],
+        row["tenant_id"],
+        row["slug"],
+        row["uid"],
+        row["username"],
+        row["role"],
+        bool(row["live"]),
+    )
