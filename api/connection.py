@@ -16,7 +16,7 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from api import metrics
-from api.hub import RoomFanout
+from api.fanout import RoomFanout
 from api.principal import Principal
 from api.protocol import Close
 from api.protocol import server as frames

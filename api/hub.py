@@ -11,62 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from api import events, metrics
 from api.broker import Broker, parse_channel, room_channel, tenant_channel
 from api.errors import LimitExceeded
+from api.fanout import HistoryLoader, RoomFanout, Subscriber
 from api.protocol import Close
 from api.protocol import server as frames
 
 log = logging.getLogger("switchboard.hub")
-
-Frames = list[tuple[int, str]]
-
-
-class HistoryLoader(Protocol):
-    async def last_seq(self, tenant_id: int, room_id: int) -> int: ...
-
-    async def frames_between(
-        self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
-    ) -> Frames: ...
-
-
-class Subscriber(Protocol):
-    """A WebSocket connection or an SSE stream."""
-
-    tenant_id: int
-    user_id: int
-    username: str
-    session_id: uuid.UUID
-    counts_for_presence: bool
-
-    def push(self, seq: int, text: str) -> None: ...
-
-    async def push_wait(self, seq: int, text: str) -> None: ...
-
-    def close_soon(self, close: Close) -> None: ...
-
-    def removed_from(self, room: str) -> None:
-        """The subscriber lost access to `room` (it is already out of the fan-out)."""
-
-
-@dataclass(eq=False, slots=True)
-class RoomFanout:
-    tenant_id: int
-    room_id: int
-    name: str
-    channel: str
-    # member -> None when live, or the frames buffered while its join replays history
-    members: dict[Subscriber, Frames | None] = field(default_factory=dict)
-    delivered: int = -1
-    held: dict[int, str] = field(default_factory=dict)
-    early: list[str] | None = field(default_factory=list)  # events before init finished
-    ready: asyncio.Future[None] | None = None
-    gap_task: asyncio.Task[None] | None = None
 
 
 class Hub:
@@ -107,7 +62,7 @@ class Hub:
                     if not frames:
                         break
                     for seq, text in frames:
-                        self._on_room_event(fan, events.message_event(seq, text))
+                        fan.accept(events.message_event(seq, text))
             except Exception:
                 log.exception("catch-up failed for %s", fan.channel)
 
@@ -265,32 +220,8 @@ class Hub:
             self._on_tenant_event(target.tenant_id, payload)
 
     def _on_room_event(self, fan: RoomFanout, payload: str) -> None:
-        event = events.decode(payload)
-        if event.kind != events.MESSAGE:
-            self._deliver(fan, 0, event.text)
-            return
-        seq = event.seq
-        if seq <= fan.delivered or seq in fan.held:
-            return
-        if seq != fan.delivered + 1:
-            fan.held[seq] = event.text
-            if fan.gap_task is None:
-                fan.gap_task = self._spawn(self._repair_gap(fan))
-            return
-        self._deliver(fan, seq, event.text)
-        fan.delivered = seq
-        while fan.delivered + 1 in fan.held:
-            nxt = fan.delivered + 1
-            self._deliver(fan, nxt, fan.held.pop(nxt))
-            fan.delivered = nxt
-
-    def _deliver(self, fan: RoomFanout, seq: int, text: str) -> None:
-        for sub, pending in fan.members.items():
-            if pending is None:
-                sub.push(seq, text)
-            else:
-                pending.append((seq, text))
-        metrics.MESSAGES_OUT.inc(len(fan.members))
+        if fan.accept(payload):
+            fan.gap_task = self._spawn(self._repair_gap(fan))
 
     async def _repair_gap(self, fan: RoomFanout) -> None:
         """A seq jumped: the missing message is probably still in flight from another
@@ -298,15 +229,16 @@ class Hub:
         try:
             while fan.held:
                 await asyncio.sleep(self.gap_wait)
-                if not fan.held:
+                gap = fan.missing()
+                if gap is None:
                     break
-                upto = min(fan.held) - 1
-                frames = await self.loader.frames_between(
-                    fan.tenant_id, fan.room_id, fan.name, fan.delivered, upto, upto - fan.delivered
+                after, upto = gap
+                found = await self.loader.frames_between(
+                    fan.tenant_id, fan.room_id, fan.name, after, upto, upto - after
                 )
-                metrics.GAP_FILLS.inc(len(frames))
-                for seq, text in frames:
-                    self._on_room_event(fan, events.message_event(seq, text))
+                metrics.GAP_FILLS.inc(len(found))
+                for seq, text in found:
+                    fan.accept(events.message_event(seq, text))
         except Exception:
             log.exception("gap repair failed for %s", fan.channel)
         finally:

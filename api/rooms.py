@@ -10,7 +10,7 @@ from api import events
 from api.broker import Broker, room_channel, tenant_channel
 from api.db import Database
 from api.errors import BodyInvalid, Conflict, Forbidden, RateLimited, RoomNotFound, UserNotFound
-from api.hub import Frames
+from api.fanout import Frames
 from api.persister import Persister, Stored
 from api.principal import Principal
 from api.protocol import server as frames

@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field, field_validator
 from api.protocol import ClientMsgId
 from api.rules import RoomName, Username, check_new_password, check_password_length
 
-
 # A bound on the request field (422 above it); below it, anything that is not one of our
 # tokens (api.security.MAX_OPAQUE_TOKEN_CHARS) is a 401 like any other bad token.
 REFRESH_FIELD_MAX_CHARS = 300

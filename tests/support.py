@@ -99,6 +99,16 @@ class LiveServer:
         return conn
 
 
+def eventually(check: Callable[[], bool], timeout: float = 10, every: float = 0.05) -> None:
+    """Poll `check` until it holds; fail after `timeout`. Tests wait for a state this way,
+    never with a fixed sleep before an assertion."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(every)
+
+
 def recv(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
     data = ws.recv(timeout=timeout)
     assert isinstance(data, str), f"expected a text frame, got {data!r}"

@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.conftest import Factory
+from tests.factories import Factory
 from tests.support import ORIGIN, TEST_SECRET, LiveServer
 
 

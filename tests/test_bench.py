@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow
+
 KEYS = {"scenario", "unit", "switchboard", "peers", "ratios", "params"}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Account, Factory
+from tests.factories import Account, Factory
 from tests.support import LiveServer
 
 

@@ -1,4 +1,4 @@
-from tests.conftest import Factory
+from tests.factories import Factory
 from tests.support import LiveServer, recv, send
 
 

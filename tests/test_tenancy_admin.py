@@ -19,7 +19,8 @@ from sqlalchemy.exc import DBAPIError
 from websockets.sync.client import ClientConnection
 
 from api.db import Database, create_engine
-from tests.conftest import ROOT, Account, Factory
+from tests.conftest import ROOT
+from tests.factories import Account, Factory
 from tests.support import LiveServer, close_of, recv, recv_type, send, settings_for
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import jwt
 
-from tests.conftest import Factory
+from tests.factories import Factory
 from tests.support import ORIGIN, TEST_SECRET, LiveServer, close_of, recv, send
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection
 
-from tests.conftest import Account, Factory
+from tests.factories import Account, Factory
 from tests.support import LiveServer, close_of, recv, recv_type, send
 
 

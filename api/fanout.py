@@ -1,0 +1,97 @@
+"""A room's fan-out in this process: its members and the ordering of its seq stream.
+
+Pure bookkeeping, no I/O: the hub feeds it broker payloads and, when a seq jumps, reads the
+missing range from Postgres and feeds that too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from api import events, metrics
+from api.protocol import Close
+
+Frames = list[tuple[int, str]]
+
+
+class HistoryLoader(Protocol):
+    async def last_seq(self, tenant_id: int, room_id: int) -> int: ...
+
+    async def frames_between(
+        self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
+    ) -> Frames: ...
+
+
+class Subscriber(Protocol):
+    """A WebSocket connection or an SSE stream."""
+
+    tenant_id: int
+    user_id: int
+    username: str
+    session_id: uuid.UUID
+    counts_for_presence: bool
+
+    def push(self, seq: int, text: str) -> None: ...
+
+    async def push_wait(self, seq: int, text: str) -> None: ...
+
+    def close_soon(self, close: Close) -> None: ...
+
+    def removed_from(self, room: str) -> None:
+        """The subscriber lost access to `room` (it is already out of the fan-out)."""
+
+
+@dataclass(eq=False, slots=True)
+class RoomFanout:
+    """One room's live members in this process, and its place in the room's seq stream:
+    messages are delivered strictly in seq order, later ones held until a gap is filled."""
+
+    tenant_id: int
+    room_id: int
+    name: str
+    channel: str
+    # member -> None when live, or the frames buffered while its join replays history
+    members: dict[Subscriber, Frames | None] = field(default_factory=dict)
+    delivered: int = -1
+    held: dict[int, str] = field(default_factory=dict)
+    early: list[str] | None = field(default_factory=list)  # events before init finished
+    ready: asyncio.Future[None] | None = None
+    gap_task: asyncio.Task[None] | None = None
+
+    def accept(self, payload: str) -> bool:
+        """Deliver a broker payload in order. True when a message was held behind a gap and
+        no repair is running yet (the caller starts one)."""
+        event = events.decode(payload)
+        if event.kind != events.MESSAGE:
+            self.deliver(0, event.text)
+            return False
+        seq = event.seq
+        if seq <= self.delivered or seq in self.held:
+            return False  # already delivered (a replay overlaps live delivery) or held
+        if seq != self.delivered + 1:
+            self.held[seq] = event.text
+            return self.gap_task is None
+        self.deliver(seq, event.text)
+        self.delivered = seq
+        while self.delivered + 1 in self.held:
+            nxt = self.delivered + 1
+            self.deliver(nxt, self.held.pop(nxt))
+            self.delivered = nxt
+        return False
+
+    def deliver(self, seq: int, text: str) -> None:
+        for sub, pending in self.members.items():
+            if pending is None:
+                sub.push(seq, text)
+            else:
+                pending.append((seq, text))
+        metrics.MESSAGES_OUT.inc(len(self.members))
+
+    def missing(self) -> tuple[int, int] | None:
+        """The gap to read from Postgres, (after, upto), while messages are held."""
+        if not self.held:
+            return None
+        return self.delivered, min(self.held) - 1

@@ -1,0 +1,222 @@
+"""In-process unit tests for the pieces that are otherwise only tested end to end: the
+room fan-out's sequencing and gap repair, the send queue, the token bucket, the token
+codec, the protocol's frame decoding and close table, and the generated settings file."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any, cast
+
+import jwt
+import pytest
+
+from api import events
+from api.broker.memory import MemoryBroker
+from api.fanout import Frames, RoomFanout
+from api.hub import Hub
+from api.protocol import (
+    ClientAction,
+    Close,
+    CloseCode,
+    FrameRejected,
+    client_action,
+    decode_client_frame,
+)
+from api.ratelimit import TokenBuckets
+from api.security import TokenCodec, TokenError
+from api.send_queue import SendQueue
+from api.settings import AuthSettings
+from api.settings_toml import render
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Recorder:
+    """A subscriber that records what it is given."""
+
+    counts_for_presence = False
+
+    def __init__(self) -> None:
+        self.tenant_id, self.user_id, self.username = 1, 1, "u"
+        self.session_id = uuid.uuid4()
+        self.got: list[tuple[int, str]] = []
+        self.closed: Close | None = None
+
+    def push(self, seq: int, text: str) -> None:
+        self.got.append((seq, text))
+
+    async def push_wait(self, seq: int, text: str) -> None:
+        self.got.append((seq, text))
+
+    def close_soon(self, close: Close) -> None:
+        self.closed = close
+
+    def removed_from(self, room: str) -> None:
+        pass
+
+
+def _fanout(member: Recorder, delivered: int = 0) -> RoomFanout:
+    fan = RoomFanout(1, 1, "general", "t:1:room:1", early=None)
+    fan.members[member] = None
+    fan.delivered = delivered
+    return fan
+
+
+def test_fanout_delivers_in_seq_order_and_drops_duplicates() -> None:
+    member = Recorder()
+    fan = _fanout(member)
+    assert fan.accept(events.message_event(1, "one")) is False
+    assert fan.accept(events.message_event(1, "one again")) is False  # duplicate: dropped
+    assert fan.accept(events.message_event(3, "three")) is True  # gap: held, repair needed
+    assert fan.missing() == (1, 2)
+    fan.gap_task = cast(Any, "a repair is running")  # as the hub records it
+    assert fan.accept(events.message_event(4, "four")) is False  # held too, no second repair
+    assert member.got == [(1, "one")]
+    fan.accept(events.message_event(2, "two"))  # the gap filled: everything held follows
+    assert member.got == [(1, "one"), (2, "two"), (3, "three"), (4, "four")]
+    assert fan.delivered == 4 and fan.missing() is None
+
+
+def test_fanout_buffers_a_joining_member_and_passes_non_messages() -> None:
+    live, joining = Recorder(), Recorder()
+    fan = _fanout(live)
+    fan.members[joining] = []  # replaying history
+    fan.accept(events.message_event(1, "one"))
+    fan.accept(events.simple_event(events.PRESENCE, "presence"))
+    assert live.got == [(1, "one"), (0, "presence")]
+    assert joining.got == [] and fan.members[joining] == [(1, "one"), (0, "presence")]
+
+
+class History:
+    """A HistoryLoader over a list: the room's stored messages."""
+
+    def __init__(self, stored: dict[int, str]) -> None:
+        self.stored = stored
+
+    async def last_seq(self, tenant_id: int, room_id: int) -> int:
+        return max(self.stored, default=0)
+
+    async def frames_between(
+        self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
+    ) -> Frames:
+        return [(s, t) for s, t in sorted(self.stored.items()) if after < s <= upto][:limit]
+
+
+def test_hub_repairs_a_gap_from_history() -> None:
+    async def main() -> list[tuple[int, str]]:
+        broker = MemoryBroker()
+        history = History({})
+        hub = Hub(broker, history, gap_wait=0.01)
+        await hub.start()
+        member = Recorder()
+        await hub.register(member)
+        await hub.join(member, 1, 1, "general", None, lambda seq, online: "joined")
+        history.stored.update({1: "one", 2: "two", 3: "three"})
+        channel = "t:1:room:1"
+        await broker.publish(channel, events.message_event(1, "one"))
+        await broker.publish(channel, events.message_event(3, "three"))  # 2 never published
+        for _ in range(200):
+            if len(member.got) == 4:
+                break
+            await asyncio.sleep(0.01)
+        return member.got
+
+    assert asyncio.run(main()) == [(0, "joined"), (1, "one"), (2, "two"), (3, "three")]
+
+
+def test_send_queue_is_bounded_and_ordered() -> None:
+    async def main() -> None:
+        queue = SendQueue(2)
+        assert queue.put_nowait("a") and queue.put_nowait("b")
+        assert not queue.put_nowait("c")  # full: the caller closes the socket (1013)
+        waiting = asyncio.ensure_future(queue.put("c"))  # a replay waits for room instead
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        assert await queue.get() == "a"
+        await asyncio.wait_for(waiting, 1)
+        assert [await queue.get(), await queue.get()] == ["b", "c"]
+        getter = asyncio.ensure_future(queue.get())
+        await asyncio.sleep(0)
+        queue.put_nowait("d")
+        assert await asyncio.wait_for(getter, 1) == "d"
+
+    asyncio.run(main())
+
+
+def test_token_bucket_allows_a_burst_then_the_rate() -> None:
+    buckets = TokenBuckets(rate=2.0, burst=3)
+    assert [buckets.take("k", now=100.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("k", now=100.0) == pytest.approx(0.5)  # one token every 0.5 s
+    assert buckets.take("k", now=100.5) == 0.0
+    assert buckets.take("other", now=100.5) == 0.0  # keys are independent
+
+
+def _codec(**overrides: Any) -> TokenCodec:
+    return TokenCodec(AuthSettings(jwt_secret="k" * 40, **overrides))
+
+
+def test_token_codec_round_trip_and_rejections() -> None:
+    codec = _codec()
+    sid = uuid.uuid4()
+    token, exp = codec.issue(user_id=7, tenant_id=3, role="member", session_id=sid)
+    claims = codec.decode(token)
+    assert (claims.user_id, claims.tenant_id, claims.session_id, claims.expires_at) == (
+        7,
+        3,
+        sid,
+        exp,
+    )
+    old, _ = codec.issue(user_id=7, tenant_id=3, role="member", session_id=sid, now=1000)
+    with pytest.raises(TokenError) as expired:
+        codec.decode(old)
+    assert expired.value.reason == "expired_token"
+    payload = jwt.decode(token, options={"verify_signature": False})
+    forged = [
+        jwt.encode(payload, "another secret that is long enough!!", algorithm="HS256"),
+        jwt.encode(payload, None, algorithm="none"),
+        jwt.encode({**payload, "aud": "elsewhere"}, "k" * 40, algorithm="HS256"),
+        jwt.encode({**payload, "typ": "refresh"}, "k" * 40, algorithm="HS256"),
+        _codec(issuer="someone-else").issue(user_id=7, tenant_id=3, role="member", session_id=sid)[
+            0
+        ],
+    ]
+    for bad in forged:
+        with pytest.raises(TokenError) as rejected:
+            codec.decode(bad)
+        assert rejected.value.reason == "invalid_token"
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("{", "invalid_frame"),
+        ('{"room": "x"}', "invalid_frame"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "join"}', "invalid_frame"),
+        ('{"type": "join", "room": "x", "since": -1}', "invalid_frame"),
+    ],
+)
+def test_bad_client_frames_are_named(text: str, code: str) -> None:
+    with pytest.raises(FrameRejected) as rejected:
+        decode_client_frame(text)
+    assert rejected.value.code == code and rejected.value.detail
+
+
+def test_close_table() -> None:
+    pairs = [(c.code, c.reason) for c in Close]
+    assert len(pairs) == len(set(pairs))
+    assert all(c.meaning and c.reason for c in Close)
+    assert client_action(1008, "expired_token") is ClientAction.REFRESH
+    assert client_action(1008, "revoked") is ClientAction.STOP
+    assert client_action(1008, "anything else") is ClientAction.STOP
+    assert client_action(1013, "slow_consumer") is ClientAction.RECONNECT
+    assert client_action(CloseCode.RESTART, "") is ClientAction.RECONNECT
+    assert client_action(1006, "") is ClientAction.RECONNECT  # the network, not the server
+    assert client_action(1000, "") is ClientAction.STOP
+
+
+def test_settings_toml_is_generated_from_the_models() -> None:
+    """Defaults live in api/settings.py; `python -m api.settings_toml > settings.toml`."""
+    assert (ROOT / "settings.toml").read_text() == render()
