@@ -1,0 +1,82 @@
+"""A joined room: every message once, in seq order, across reconnects; presence; sends."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from switchboard_client.client import Client
+
+Handler = Callable[[dict[str, Any]], None]
+
+
+class Room:
+    def __init__(self, client: Client, name: str, since: int | None) -> None:
+        self.client = client
+        self.name = name
+        self.last_seq: int | None = since  # the last seq delivered to the app
+        self.online: dict[str, bool] = {}
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._handlers: dict[str, list[Handler]] = {}
+        self.joined = asyncio.Event()
+
+    # app-facing --------------------------------------------------------------------
+    def on(self, event: str, handler: Handler) -> None:
+        """`message`, `presence`: called for each, in order."""
+        self._handlers.setdefault(event, []).append(handler)
+
+    async def messages(self) -> AsyncIterator[dict[str, Any]]:
+        """Each message once, in seq order, whatever happens to the connection."""
+        while True:
+            yield await self._queue.get()
+
+    async def send(self, body: str, client_msg_id: str | None = None) -> dict[str, Any]:
+        """Resolves with the ack (`seq`) after the server committed the message; retried
+        across reconnects with the same client_msg_id, so it is stored exactly once."""
+        cmid = client_msg_id or secrets.token_urlsafe(12)
+        return await self.client._outbox_send(self.name, body, cmid)
+
+    async def history(self, *, before: int | None = None, limit: int = 50) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        return await self.client._get(f"/rooms/{self.name}/messages", params)
+
+    async def leave(self) -> None:
+        await self.client._leave(self)
+
+    # from the client ---------------------------------------------------------------
+    def _join_frame(self) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "join", "room": self.name}
+        if self.last_seq is not None:
+            frame["since"] = self.last_seq
+        return frame
+
+    def _on_joined(self, frame: dict[str, Any]) -> None:
+        if self.last_seq is None:  # first join without `since`: start at the live edge
+            self.last_seq = frame["seq"]
+        self.online = {}
+        self.joined.set()
+
+    def _on_message(self, frame: dict[str, Any]) -> None:
+        seq = frame["seq"]
+        if self.last_seq is not None and seq <= self.last_seq:
+            return  # already delivered (a resend or a replay overlapping live delivery)
+        self.last_seq = seq
+        message = {k: v for k, v in frame.items() if k != "type"}
+        self._queue.put_nowait(message)
+        self._emit("message", message)
+
+    def _on_presence(self, frame: dict[str, Any]) -> None:
+        if frame["event"] == "join":
+            self.online[frame["user"]] = True
+        else:
+            self.online.pop(frame["user"], None)
+        self._emit("presence", frame)
+
+    def _emit(self, event: str, payload: dict[str, Any]) -> None:
+        for handler in self._handlers.get(event, []):
+            handler(payload)
