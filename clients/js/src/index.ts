@@ -1,0 +1,281 @@
+/**
+ * Switchboard's client: one WebSocket, reconnected with full-jitter backoff, every room
+ * resumed with `since` (each seq once, in order), sends kept in an outbox until acked and
+ * resent with their client_msg_id (stored exactly once), tokens refreshed in-band before
+ * they expire, and a dead link found by an app-level ping with a deadline.
+ */
+import { closeAction, fullJitter } from "./backoff.js";
+import { Emitter } from "./emitter.js";
+import { newClientMsgId, Outbox, type OutboxStorage } from "./outbox.js";
+import { type Ack, Room } from "./room.js";
+
+export { closeAction, fullJitter } from "./backoff.js";
+export { Outbox, type OutboxStorage, type PendingSend } from "./outbox.js";
+export { Room, type Ack, type Message, type Presence } from "./room.js";
+
+export type State = "connecting" | "live" | "reconnecting" | "closed";
+
+export interface SwitchboardError { code: string; detail: string; ref?: unknown; retry_after?: number }
+
+export type ClientEvents = {
+  state: State;
+  error: SwitchboardError;
+  closed: { code: number; reason: string };
+};
+
+type WebSocketLike = {
+  readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+};
+type WebSocketCtor = new (url: string) => WebSocketLike;
+
+export interface Options {
+  /** http(s) base URL of the server; the ws(s) URL is derived from it. */
+  url: string;
+  /** An access token: called at connect, before expiry and after 1008 expired_token. */
+  getToken: () => Promise<string>;
+  /** A WebSocket implementation where there is no global one (Node 20: the `ws` package). */
+  WebSocket?: WebSocketCtor;
+  outboxStorage?: OutboxStorage;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+  refreshMarginMs?: number;
+}
+
+const RETRYABLE = new Set(["unavailable", "rate_limited", "internal"]);
+
+export class Switchboard extends Emitter<ClientEvents> {
+  state: State = "connecting";
+  readonly rooms = new Map<string, Room>();
+  private outbox: Outbox;
+  private waiting = new Map<string, { resolve: (a: Ack) => void; reject: (e: unknown) => void }>();
+  private joinWaiters = new Map<string, Array<() => void>>();
+  private ws: WebSocketLike | null = null;
+  private attempt = 0;
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+  private lastFrameAt = 0;
+  private forceRefresh = false;
+  private readonly o: Required<Omit<Options, "outboxStorage" | "WebSocket">>;
+  private readonly WS: WebSocketCtor;
+
+  constructor(options: Options) {
+    super();
+    this.o = {
+      backoffBaseMs: 500, backoffCapMs: 15000, pingIntervalMs: 15000, pingTimeoutMs: 10000,
+      refreshMarginMs: 30000, ...options,
+    };
+    const ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+    if (!ctor) throw new Error("no WebSocket: pass one (e.g. from the `ws` package)");
+    this.WS = ctor;
+    this.outbox = new Outbox(options.outboxStorage);
+    const g = globalThis as { addEventListener?: (e: string, f: () => void) => void; document?: { visibilityState: string } };
+    g.addEventListener?.("online", () => this.reconnectNow());
+    g.addEventListener?.("visibilitychange", () => {
+      if (g.document?.visibilityState === "visible") this.reconnectNow();
+    });
+    void this.outbox.restore().then(() => this.open());
+  }
+
+  /** Join a room (since: resume after that seq; omit to start at the live edge). */
+  async join(name: string, options: { since?: number } = {}): Promise<Room> {
+    let room = this.rooms.get(name);
+    if (!room) {
+      room = new Room(this.host, name, options.since ?? null);
+      this.rooms.set(name, room);
+    }
+    const joined = new Promise<void>((resolve) => {
+      this.joinWaiters.set(name, [...(this.joinWaiters.get(name) ?? []), resolve]);
+    });
+    if (this.state === "live") this.frame(room.joinFrame());
+    await joined;
+    return room;
+  }
+
+  /** Pending sends (for a "sending…" marker in the UI). */
+  pending() {
+    return this.outbox.pending();
+  }
+
+  async close(): Promise<void> {
+    this.setState("closed");
+    for (const t of this.timers) clearTimeout(t);
+    this.ws?.close(1000, "client closed");
+  }
+
+  // ------------------------------------------------------------------------------------
+  private host = {
+    send: (room: string, body: string, id?: string) => this.send(room, body, id),
+    frame: (frame: Record<string, unknown>) => this.frame(frame),
+    http: (path: string) => this.http(path),
+  };
+
+  private send(room: string, body: string, clientMsgId = newClientMsgId()): Promise<Ack> {
+    this.outbox.add({ room, body, clientMsgId });
+    const acked = new Promise<Ack>((resolve, reject) => this.waiting.set(clientMsgId, { resolve, reject }));
+    if (this.state === "live") this.frame(sendFrame(room, body, clientMsgId));
+    return acked;
+  }
+
+  private frame(frame: Record<string, unknown>): void {
+    if (this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(frame));
+  }
+
+  private async http(path: string, method = "GET"): Promise<unknown> {
+    const token = await this.o.getToken();
+    const r = await fetch(this.o.url.replace(/\/$/, "") + path, {
+      method, headers: { authorization: `Bearer ${token}` },
+    });
+    const body = await r.json();
+    if (!r.ok) throw Object.assign(new Error(body.detail), body);
+    return body;
+  }
+
+  private isClosed(): boolean {
+    return this.state === "closed";
+  }
+
+  private setState(state: State): void {
+    if (this.state === state || this.state === "closed") return;
+    this.state = state;
+    this.emit("state", state);
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => { this.timers.delete(t); fn(); }, ms);
+    this.timers.add(t);
+  }
+
+  private reconnectNow(): void {
+    if (this.state === "reconnecting" && !this.ws) { this.attempt = 0; void this.open(); }
+  }
+
+  private async open(): Promise<void> {
+    if (this.state === "closed" || this.ws) return;
+    let ticket: string;
+    try {
+      if (this.forceRefresh) this.forceRefresh = false; // getToken is asked anew either way
+      ticket = ((await this.http("/auth/ws-ticket", "POST")) as { ticket: string }).ticket;
+    } catch (err) {
+      const code = (err as { error?: string }).error;
+      if (code === "invalid_token" || code === "revoked" || code === "invalid_credentials") {
+        this.emit("error", { code, detail: String((err as Error).message) });
+        return this.setState("closed");
+      }
+      return this.retry();
+    }
+    if (this.isClosed()) return; // closed while the ticket was on its way
+    const url = this.o.url.replace(/^http/, "ws").replace(/\/$/, "") + "/ws?ticket=" + encodeURIComponent(ticket);
+    const ws = new this.WS(url);
+    this.ws = ws;
+    let pinger: ReturnType<typeof setInterval> | undefined;
+    ws.onmessage = (ev) => {
+      this.lastFrameAt = Date.now();
+      this.onFrame(JSON.parse(String(ev.data)));
+    };
+    ws.onopen = () => {
+      this.lastFrameAt = Date.now();
+      pinger = setInterval(() => {
+        if (Date.now() - this.lastFrameAt > this.o.pingIntervalMs + this.o.pingTimeoutMs) {
+          ws.close(4000, "ping timeout"); // a phone that slept: the link is dead
+        } else {
+          this.frame({ type: "ping" });
+        }
+      }, this.o.pingIntervalMs);
+    };
+    ws.onerror = () => {};
+    ws.onclose = (ev) => {
+      clearInterval(pinger);
+      this.ws = null;
+      for (const room of this.rooms.values()) room.clearPresence();
+      this.emit("closed", { code: ev.code, reason: ev.reason });
+      if (this.state === "closed") return;
+      const action = closeAction(ev.code, ev.reason);
+      if (action === "stop") {
+        this.setState("closed");
+        for (const { reject } of this.waiting.values()) reject(new Error(ev.reason || "closed"));
+        return;
+      }
+      if (action === "refresh") this.forceRefresh = true;
+      this.retry();
+    };
+  }
+
+  private retry(): void {
+    if (this.state === "closed") return;
+    this.setState("reconnecting");
+    const delay = fullJitter(this.attempt++, this.o.backoffBaseMs, this.o.backoffCapMs);
+    this.later(delay, () => void this.open());
+  }
+
+  private onFrame(f: Record<string, any>): void {
+    const room = typeof f.room === "string" ? this.rooms.get(f.room) : undefined;
+    switch (f.type) {
+      case "ready":
+        this.onReady(f.expires_at);
+        break;
+      case "message":
+        room?.onMessage(f);
+        break;
+      case "ack": {
+        this.outbox.remove(f.client_msg_id);
+        this.waiting.get(f.client_msg_id)?.resolve(f as Ack);
+        this.waiting.delete(f.client_msg_id);
+        break;
+      }
+      case "joined":
+        room?.onJoined(f as { seq: number });
+        for (const resolve of this.joinWaiters.get(f.room) ?? []) resolve();
+        this.joinWaiters.delete(f.room);
+        break;
+      case "presence":
+        room?.onPresence(f as never);
+        break;
+      case "signal":
+      case "read":
+        room?.onOther(f.type, f);
+        break;
+      case "error":
+        this.onError(f as SwitchboardError);
+        break;
+    }
+  }
+
+  private onReady(expiresAt: number): void {
+    const wasLive = this.state === "live";
+    this.setState("live");
+    this.attempt = 0;
+    const refreshIn = Math.max(expiresAt * 1000 - Date.now() - this.o.refreshMarginMs, 1000);
+    this.later(refreshIn, async () => {
+      try { this.frame({ type: "auth", token: await this.o.getToken() }); } catch { /* retried at reconnect */ }
+    });
+    if (wasLive) return; // an in-band refresh: the rooms are already joined
+    for (const room of this.rooms.values()) this.frame(room.joinFrame());
+    for (const p of this.outbox.pending()) this.frame(sendFrame(p.room, p.body, p.clientMsgId));
+  }
+
+  private onError(error: SwitchboardError): void {
+    const id = typeof error.ref === "string" ? error.ref : undefined;
+    if (id && this.outbox.has(id)) {
+      if (RETRYABLE.has(error.code)) {
+        const p = this.outbox.pending().find((x) => x.clientMsgId === id)!;
+        this.later((error.retry_after ?? 1) * 1000, () => this.frame(sendFrame(p.room, p.body, id)));
+        return;
+      }
+      this.outbox.remove(id);
+      this.waiting.get(id)?.reject(Object.assign(new Error(error.detail), error));
+      this.waiting.delete(id);
+    }
+    this.emit("error", error);
+  }
+}
+
+function sendFrame(room: string, body: string, id: string): Record<string, unknown> {
+  return { type: "send", room, body, client_msg_id: id, ref: id };
+}
