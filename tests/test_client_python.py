@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from switchboard_client import Client, PasswordLogin
+
 from tests.factories import Factory
 from tests.processes import Worker
 
@@ -40,11 +40,11 @@ def test_python_client_exactly_once_across_two_kill_9(
         async def scenario() -> tuple[list[int], list[dict[str, object]]]:
             await create_room()
             options = dict(backoff_base=0.1, backoff_cap=1.0, ping_interval=2, ping_timeout=2)
-            sender = Client(worker.base_url, get_token=token, **options)  # type: ignore[arg-type]
+            sender = Client(worker.base_url, get_token=token, **options)
             receiver = Client(
                 worker.base_url,
                 get_token=PasswordLogin(worker.base_url, tenant, "bob", password),
-                **options,  # type: ignore[arg-type]
+                **options,
             )
             await receiver.connect()
             await sender.connect()
@@ -54,22 +54,25 @@ def test_python_client_exactly_once_across_two_kill_9(
 
             async def collect() -> None:
                 async for message in inbox.messages():
-                    seen.append(int(message["seq"]))  # type: ignore[arg-type]
+                    seen.append(int(message["seq"]))
                     if len(seen) >= TOTAL:
                         return
 
             collector = asyncio.ensure_future(collect())
             window = asyncio.Semaphore(20)
             acks: list[dict[str, object]] = []
+            progress = asyncio.Condition()
 
             async def send(i: int) -> None:
                 async with window:
                     acks.append(await outbox.send(f"m{i}", client_msg_id=f"c{i}"))
+                async with progress:
+                    progress.notify_all()
 
             sends = [asyncio.ensure_future(send(i)) for i in range(TOTAL)]
             for threshold in (TOTAL // 3, 2 * TOTAL // 3):
-                while len(acks) < threshold:
-                    await asyncio.sleep(0.01)
+                async with progress:
+                    await progress.wait_for(lambda t=threshold: len(acks) >= t)  # type: ignore[misc]
                 await asyncio.to_thread(worker.kill)
                 await asyncio.to_thread(worker.start)
             await asyncio.wait_for(asyncio.gather(*sends), 120)

@@ -6,13 +6,8 @@ export function fullJitter(attempt: number, base = 500, cap = 15000, random = Ma
 /** What a client does after a close, from the server's close table (docs/protocol.md). */
 export type CloseAction = "reconnect" | "refresh" | "stop";
 
-const TERMINAL = new Set([
-  "invalid_token", "revoked", "origin_not_allowed", "auth_timeout", "too_many_sockets", "removed",
-]);
-
 export function closeAction(code: number, reason: string): CloseAction {
-  if (code === 1008 && reason === "expired_token") return "refresh";
-  if (code === 1008 || TERMINAL.has(reason)) return "stop";
-  if (code === 1000 && reason === "idle") return "reconnect";
-  return "reconnect";
+  if (code === 1008) return reason === "expired_token" ? "refresh" : "stop";
+  if (code === 1000) return "stop"; // a normal close (or `idle`): reconnect when there is work
+  return "reconnect"; // 1001, 1006, 1011, 1012, 1013 and anything unknown
 }

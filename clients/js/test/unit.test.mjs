@@ -19,6 +19,7 @@ test("close actions follow the close table", () => {
   assert.equal(closeAction(1012, "shutdown"), "reconnect");
   assert.equal(closeAction(1013, "slow_consumer"), "reconnect");
   assert.equal(closeAction(1006, ""), "reconnect");
+  assert.equal(closeAction(1000, "idle"), "stop");
 });
 
 test("a room delivers each seq once, in order", () => {

@@ -27,6 +27,7 @@ TERMINAL_REASONS = {
     "auth_timeout",
     "too_many_sockets",
     "removed",
+    "idle",
 }
 # Errors worth retrying a send for; any other error fails the send.
 RETRYABLE = {"unavailable", "rate_limited", "not_joined", "internal"}
