@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
 import httpx
 import pytest
@@ -92,3 +94,31 @@ def test_python_client_exactly_once_across_two_kill_9(
         assert [m["seq"] for m in page["messages"]] == list(range(1, TOTAL + 1))
     finally:
         worker.kill()
+
+
+def test_python_client_refreshes_its_token_in_band(make_server: Any, factory: Factory) -> None:
+    """With 3-second access tokens the socket outlives several of them: the client sends
+    `auth` before each expiry and never reconnects."""
+    live = make_server(auth={"access_ttl_seconds": 3})
+    tenant = factory.tenant()
+    password = factory.user(tenant, "alice")
+    factory.login(tenant, "alice", password, server=live)
+
+    async def scenario() -> tuple[list[str], int]:
+        login = PasswordLogin(live.base_url, tenant, "alice", password)
+        login_margin = 1  # PasswordLogin refreshes 1 s before expiry, like the socket
+        states: list[str] = []
+        with patch("switchboard_client.auth.REFRESH_MARGIN_SECONDS", login_margin):
+            client = Client(live.base_url, get_token=login, refresh_margin=1.5, ping_interval=60)
+            await client.connect()
+            states.append(client.state)
+            first_expiry, socket = client._expires_at, client._ws
+            await asyncio.sleep(7)  # more than two token lifetimes
+            states.append(client.state if client._ws is socket else "reconnected")
+            moved = int(client._expires_at - first_expiry)
+            await client.close()
+        return states, moved
+
+    states, moved = asyncio.run(scenario())
+    assert states == ["live", "live"]  # never dropped to reconnecting
+    assert moved >= 3  # new `ready` frames extended the socket's credential

@@ -61,7 +61,7 @@ export class Switchboard extends Emitter<ClientEvents> {
   private attempt = 0;
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private lastFrameAt = 0;
-  private forceRefresh = false;
+  private opening = false; // a ticket request is on its way: one connection attempt at a time
   private readonly o: Required<Omit<Options, "outboxStorage" | "WebSocket">>;
   private readonly WS: WebSocketCtor;
 
@@ -157,10 +157,12 @@ export class Switchboard extends Emitter<ClientEvents> {
   }
 
   private async open(): Promise<void> {
-    if (this.state === "closed" || this.ws) return;
+    if (this.state === "closed" || this.ws || this.opening) return;
     let ticket: string;
+    this.opening = true;
     try {
-      if (this.forceRefresh) this.forceRefresh = false; // getToken is asked anew either way
+      // getToken is asked before every connection: after 1008 expired_token the app's
+      // provider must hand out a fresh token (the client never reuses the old one itself).
       ticket = ((await this.http("/auth/ws-ticket", "POST")) as { ticket: string }).ticket;
     } catch (err) {
       const code = (err as { error?: string }).error;
@@ -169,6 +171,8 @@ export class Switchboard extends Emitter<ClientEvents> {
         return this.setState("closed");
       }
       return this.retry();
+    } finally {
+      this.opening = false;
     }
     if (this.isClosed()) return; // closed while the ticket was on its way
     const url = this.o.url.replace(/^http/, "ws").replace(/\/$/, "") + "/ws?ticket=" + encodeURIComponent(ticket);
@@ -202,8 +206,7 @@ export class Switchboard extends Emitter<ClientEvents> {
         for (const { reject } of this.waiting.values()) reject(new Error(ev.reason || "closed"));
         return;
       }
-      if (action === "refresh") this.forceRefresh = true;
-      this.retry();
+      this.retry(); // "refresh" too: the next connection asks getToken again
     };
   }
 

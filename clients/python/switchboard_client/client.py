@@ -70,6 +70,7 @@ class Client:
         self._live = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_frame = 0.0
+        self._expires_at = 0.0  # of the socket's credential (epoch seconds), from `ready`
         self._pending: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Client:
@@ -186,6 +187,7 @@ class Client:
             if ready.get("type") != "ready":
                 raise ValueError(f"expected ready, got {ready!r}")
             self._last_frame = time.monotonic()
+            self._expires_at = float(ready["expires_at"])
             for room in self.rooms.values():
                 await ws.send(json.dumps(room._join_frame()))
             for cmid, (room_name, body, _) in list(self.outbox.items()):
@@ -194,7 +196,7 @@ class Client:
             self._live.set()
             keepers = [
                 asyncio.ensure_future(self._keep_alive(ws)),
-                asyncio.ensure_future(self._keep_token(ws, ready["expires_at"])),
+                asyncio.ensure_future(self._keep_token(ws)),
             ]
             try:
                 async for text in ws:
@@ -217,18 +219,24 @@ class Client:
                 await ws.close(4000, "ping timeout")
                 return
 
-    async def _keep_token(self, ws: Any, expires_at: float) -> None:
-        """Refresh the credential in-band before it expires (a new `ready` extends it)."""
+    async def _keep_token(self, ws: Any) -> None:
+        """Refresh the credential in-band before it expires; the server's new `ready`
+        moves `_expires_at`, and with it the next refresh."""
         while True:
-            await asyncio.sleep(max(expires_at - time.time() - self.refresh_margin, 1.0))
+            due = self._expires_at - self.refresh_margin
+            await asyncio.sleep(max(due - time.time(), 1.0))
+            if self._expires_at - self.refresh_margin > time.time():
+                continue  # a `ready` arrived meanwhile and moved the deadline
             token = await self.get_token()
             await ws.send(json.dumps({"type": "auth", "token": token}))
-            expires_at = time.time() + 2 * self.refresh_margin  # until the next `ready`
+            await asyncio.sleep(self.refresh_margin / 2)  # give the `ready` time to arrive
 
     def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
         room = self.rooms.get(frame.get("room", ""))
-        if kind == "message" and room is not None:
+        if kind == "ready":
+            self._expires_at = float(frame["expires_at"])
+        elif kind == "message" and room is not None:
             room._on_message(frame)
         elif kind == "ack":
             entry = self.outbox.pop(frame.get("client_msg_id") or "", None)
