@@ -9,7 +9,10 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 GetToken = Callable[[], Awaitable[str]]
-REFRESH_MARGIN_SECONDS = 30  # refresh this long before the access token expires
+# A cached token is renewed this long before it expires. It must exceed the client's own
+# `refresh_margin` (30 s by default): when the socket asks for a token to extend itself, it
+# must get a new one, not the one about to expire.
+REFRESH_MARGIN_SECONDS = 60.0
 
 
 class AuthFailed(Exception):
@@ -17,15 +20,24 @@ class AuthFailed(Exception):
 
 
 class PasswordLogin:
-    def __init__(self, url: str, tenant: str, username: str, password: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        tenant: str,
+        username: str,
+        password: str,
+        *,
+        refresh_margin: float = REFRESH_MARGIN_SECONDS,
+    ) -> None:
         self.url = url.rstrip("/")
         self.tenant, self.username, self.password = tenant, username, password
+        self.refresh_margin = refresh_margin
         self._token: str | None = None
         self._refresh: str | None = None
         self._expires = 0.0
 
     async def __call__(self) -> str:
-        if self._token is not None and time.time() < self._expires - REFRESH_MARGIN_SECONDS:
+        if self._token is not None and time.time() < self._expires - self.refresh_margin:
             return self._token
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
             answer = None
