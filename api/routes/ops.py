@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from api import asyncapi
 from api.deps import ServicesDep
 from api.errors import error_response
 from api.metrics import exposition
@@ -31,6 +32,12 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         return JSONResponse({"status": "ready", **checks})
     down = ", ".join(k for k, v in checks.items() if v != "ok")
     return error_response(503, "unavailable", f"not ready: {down} unreachable")
+
+
+@router.get("/asyncapi.yaml", include_in_schema=False)
+async def asyncapi_document() -> Response:
+    """The WebSocket protocol as AsyncAPI 3 (beside /openapi.json for HTTP)."""
+    return Response(asyncapi.render(), media_type="application/yaml")
 
 
 @router.get("/metrics")
