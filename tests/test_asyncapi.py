@@ -62,3 +62,15 @@ def test_committed_document_is_generated_and_served(server: LiveServer) -> None:
     assert doc["asyncapi"] == "3.0.0"
     names = set(doc["components"]["messages"])
     assert {"client.send", "client.join", "server.message", "server.ack"} <= names
+
+
+def test_the_built_web_client_is_served(server: LiveServer) -> None:
+    with server.http() as client:
+        r = client.get("/client/index.js")
+        assert r.status_code == 200 and "export class Switchboard" in r.text
+        assert r.headers["content-type"].startswith("text/javascript")
+        for bad in ("../../api/settings.py", "index.d.ts", "__init__.py", "nope.js"):
+            missing = client.get(f"/client/{bad}")
+            assert missing.status_code == 404 and missing.json()["error"] == "not_found", bad
+        page = client.get("/")
+        assert 'from "/client/index.js"' in page.text  # the demo is built on the client

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from importlib import resources
 from pathlib import Path
 
 from fastapi import APIRouter, Response
@@ -10,10 +12,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from api import asyncapi
 from api.deps import ServicesDep
-from api.errors import error_response
+from api.errors import NotFound, error_response
 from api.metrics import exposition
 
 router = APIRouter(tags=["operations"])
+WEB_CLIENT_FILE = re.compile(r"[a-z]+\.js")
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
@@ -38,6 +41,21 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 async def asyncapi_document() -> Response:
     """The WebSocket protocol as AsyncAPI 3 (beside /openapi.json for HTTP)."""
     return Response(asyncapi.render(), media_type="application/yaml")
+
+
+@router.get("/client/{name}", include_in_schema=False)
+async def web_client(name: str) -> Response:
+    """The JavaScript client, as built in clients/js (the demo page imports it)."""
+    if not WEB_CLIENT_FILE.fullmatch(name):
+        raise NotFound("no such client file")
+    source = resources.files("api.webclient").joinpath(name)
+    if not source.is_file():
+        raise NotFound("no such client file")
+    return Response(
+        source.read_bytes(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 @router.get("/metrics")

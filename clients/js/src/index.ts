@@ -17,10 +17,16 @@ export type State = "connecting" | "live" | "reconnecting" | "closed";
 
 export interface SwitchboardError { code: string; detail: string; ref?: unknown; retry_after?: number }
 
+export interface Broadcast { id: number; body: string; ts: string }
+
 export type ClientEvents = {
   state: State;
   error: SwitchboardError;
   closed: { code: number; reason: string };
+  /** The next connection attempt is in `delayMs` (for a countdown). */
+  retry: { attempt: number; delayMs: number };
+  /** A tenant-wide announcement. */
+  broadcast: Broadcast;
 };
 
 type WebSocketLike = {
@@ -61,6 +67,7 @@ export class Switchboard extends Emitter<ClientEvents> {
   private attempt = 0;
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private lastFrameAt = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private opening = false; // a ticket request is on its way: one connection attempt at a time
   private readonly o: Required<Omit<Options, "outboxStorage" | "WebSocket">>;
   private readonly WS: WebSocketCtor;
@@ -106,6 +113,7 @@ export class Switchboard extends Emitter<ClientEvents> {
   async close(): Promise<void> {
     this.setState("closed");
     for (const t of this.timers) clearTimeout(t);
+    clearTimeout(this.retryTimer);
     this.ws?.close(1000, "client closed");
   }
 
@@ -152,8 +160,12 @@ export class Switchboard extends Emitter<ClientEvents> {
     this.timers.add(t);
   }
 
+  /** The device is back online or the page visible again: skip the rest of the backoff. */
   private reconnectNow(): void {
-    if (this.state === "reconnecting" && !this.ws) { this.attempt = 0; void this.open(); }
+    if (this.state !== "reconnecting" || this.ws) return;
+    clearTimeout(this.retryTimer);
+    this.attempt = 0;
+    void this.open();
   }
 
   private async open(): Promise<void> {
@@ -213,8 +225,10 @@ export class Switchboard extends Emitter<ClientEvents> {
   private retry(): void {
     if (this.state === "closed") return;
     this.setState("reconnecting");
-    const delay = fullJitter(this.attempt++, this.o.backoffBaseMs, this.o.backoffCapMs);
-    this.later(delay, () => void this.open());
+    const delay = fullJitter(this.attempt, this.o.backoffBaseMs, this.o.backoffCapMs);
+    this.emit("retry", { attempt: this.attempt++, delayMs: delay });
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => void this.open(), delay);
   }
 
   private onFrame(f: Record<string, any>): void {
@@ -234,6 +248,7 @@ export class Switchboard extends Emitter<ClientEvents> {
       }
       case "joined":
         room?.onJoined(f as { seq: number });
+        room?.loadPresence().catch(() => {}); // advisory: events keep it current after this
         for (const resolve of this.joinWaiters.get(f.room) ?? []) resolve();
         this.joinWaiters.delete(f.room);
         break;
@@ -243,6 +258,9 @@ export class Switchboard extends Emitter<ClientEvents> {
       case "signal":
       case "read":
         room?.onOther(f.type, f);
+        break;
+      case "broadcast":
+        this.emit("broadcast", f as Broadcast);
         break;
       case "error":
         this.onError(f as SwitchboardError);

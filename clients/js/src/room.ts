@@ -18,6 +18,8 @@ export type RoomEvents = {
   presence: Presence;
   signal: Record<string, unknown>;
   read: Record<string, unknown>;
+  /** The room's online users changed (after a join, on presence, cleared while offline). */
+  online: string[];
 };
 
 /** The client's side of a room, implemented by Switchboard. */
@@ -82,6 +84,17 @@ export class Room extends Emitter<RoomEvents> {
     if (frame.event === "join") this.online.add(frame.user);
     else this.online.delete(frame.user);
     this.emit("presence", frame);
+    this.emit("online", [...this.online]);
+  }
+
+  /** @internal The full list, read over HTTP after each join (events only carry changes). */
+  async loadPresence(): Promise<void> {
+    const now = (await this.host.http(`/rooms/${encodeURIComponent(this.name)}/presence`)) as {
+      users: { username: string }[];
+    };
+    this.online.clear();
+    for (const u of now.users) this.online.add(u.username);
+    this.emit("online", [...this.online]);
   }
 
   /** @internal */ onOther(kind: "signal" | "read", frame: Record<string, unknown>): void {
@@ -90,5 +103,6 @@ export class Room extends Emitter<RoomEvents> {
 
   /** @internal */ clearPresence(): void {
     this.online.clear();
+    this.emit("online", []);
   }
 }

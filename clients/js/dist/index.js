@@ -1,0 +1,264 @@
+/**
+ * Switchboard's client: one WebSocket, reconnected with full-jitter backoff, every room
+ * resumed with `since` (each seq once, in order), sends kept in an outbox until acked and
+ * resent with their client_msg_id (stored exactly once), tokens refreshed in-band before
+ * they expire, and a dead link found by an app-level ping with a deadline.
+ */
+import { closeAction, fullJitter } from "./backoff.js";
+import { Emitter } from "./emitter.js";
+import { newClientMsgId, Outbox } from "./outbox.js";
+import { Room } from "./room.js";
+export { closeAction, fullJitter } from "./backoff.js";
+export { Outbox } from "./outbox.js";
+export { Room } from "./room.js";
+const RETRYABLE = new Set(["unavailable", "rate_limited", "internal"]);
+export class Switchboard extends Emitter {
+    state = "connecting";
+    rooms = new Map();
+    outbox;
+    waiting = new Map();
+    joinWaiters = new Map();
+    ws = null;
+    attempt = 0;
+    timers = new Set();
+    lastFrameAt = 0;
+    retryTimer;
+    opening = false; // a ticket request is on its way: one connection attempt at a time
+    o;
+    WS;
+    constructor(options) {
+        super();
+        this.o = {
+            backoffBaseMs: 500, backoffCapMs: 15000, pingIntervalMs: 15000, pingTimeoutMs: 10000,
+            refreshMarginMs: 30000, ...options,
+        };
+        const ctor = options.WebSocket ?? globalThis.WebSocket;
+        if (!ctor)
+            throw new Error("no WebSocket: pass one (e.g. from the `ws` package)");
+        this.WS = ctor;
+        this.outbox = new Outbox(options.outboxStorage);
+        const g = globalThis;
+        g.addEventListener?.("online", () => this.reconnectNow());
+        g.addEventListener?.("visibilitychange", () => {
+            if (g.document?.visibilityState === "visible")
+                this.reconnectNow();
+        });
+        void this.outbox.restore().then(() => this.open());
+    }
+    /** Join a room (since: resume after that seq; omit to start at the live edge). */
+    async join(name, options = {}) {
+        let room = this.rooms.get(name);
+        if (!room) {
+            room = new Room(this.host, name, options.since ?? null);
+            this.rooms.set(name, room);
+        }
+        const joined = new Promise((resolve) => {
+            this.joinWaiters.set(name, [...(this.joinWaiters.get(name) ?? []), resolve]);
+        });
+        if (this.state === "live")
+            this.frame(room.joinFrame());
+        await joined;
+        return room;
+    }
+    /** Pending sends (for a "sending…" marker in the UI). */
+    pending() {
+        return this.outbox.pending();
+    }
+    async close() {
+        this.setState("closed");
+        for (const t of this.timers)
+            clearTimeout(t);
+        clearTimeout(this.retryTimer);
+        this.ws?.close(1000, "client closed");
+    }
+    // ------------------------------------------------------------------------------------
+    host = {
+        send: (room, body, id) => this.send(room, body, id),
+        frame: (frame) => this.frame(frame),
+        http: (path) => this.http(path),
+    };
+    send(room, body, clientMsgId = newClientMsgId()) {
+        this.outbox.add({ room, body, clientMsgId });
+        const acked = new Promise((resolve, reject) => this.waiting.set(clientMsgId, { resolve, reject }));
+        if (this.state === "live")
+            this.frame(sendFrame(room, body, clientMsgId));
+        return acked;
+    }
+    frame(frame) {
+        if (this.ws && this.ws.readyState === 1)
+            this.ws.send(JSON.stringify(frame));
+    }
+    async http(path, method = "GET") {
+        const token = await this.o.getToken();
+        const r = await fetch(this.o.url.replace(/\/$/, "") + path, {
+            method, headers: { authorization: `Bearer ${token}` },
+        });
+        const body = await r.json();
+        if (!r.ok)
+            throw Object.assign(new Error(body.detail), body);
+        return body;
+    }
+    isClosed() {
+        return this.state === "closed";
+    }
+    setState(state) {
+        if (this.state === state || this.state === "closed")
+            return;
+        this.state = state;
+        this.emit("state", state);
+    }
+    later(ms, fn) {
+        const t = setTimeout(() => { this.timers.delete(t); fn(); }, ms);
+        this.timers.add(t);
+    }
+    /** The device is back online or the page visible again: skip the rest of the backoff. */
+    reconnectNow() {
+        if (this.state !== "reconnecting" || this.ws)
+            return;
+        clearTimeout(this.retryTimer);
+        this.attempt = 0;
+        void this.open();
+    }
+    async open() {
+        if (this.state === "closed" || this.ws || this.opening)
+            return;
+        let ticket;
+        this.opening = true;
+        try {
+            // getToken is asked before every connection: after 1008 expired_token the app's
+            // provider must hand out a fresh token (the client never reuses the old one itself).
+            ticket = (await this.http("/auth/ws-ticket", "POST")).ticket;
+        }
+        catch (err) {
+            const code = err.error;
+            if (code === "invalid_token" || code === "revoked" || code === "invalid_credentials") {
+                this.emit("error", { code, detail: String(err.message) });
+                return this.setState("closed");
+            }
+            return this.retry();
+        }
+        finally {
+            this.opening = false;
+        }
+        if (this.isClosed())
+            return; // closed while the ticket was on its way
+        const url = this.o.url.replace(/^http/, "ws").replace(/\/$/, "") + "/ws?ticket=" + encodeURIComponent(ticket);
+        const ws = new this.WS(url);
+        this.ws = ws;
+        let pinger;
+        ws.onmessage = (ev) => {
+            this.lastFrameAt = Date.now();
+            this.onFrame(JSON.parse(String(ev.data)));
+        };
+        ws.onopen = () => {
+            this.lastFrameAt = Date.now();
+            pinger = setInterval(() => {
+                if (Date.now() - this.lastFrameAt > this.o.pingIntervalMs + this.o.pingTimeoutMs) {
+                    ws.close(4000, "ping timeout"); // a phone that slept: the link is dead
+                }
+                else {
+                    this.frame({ type: "ping" });
+                }
+            }, this.o.pingIntervalMs);
+        };
+        ws.onerror = () => { };
+        ws.onclose = (ev) => {
+            clearInterval(pinger);
+            this.ws = null;
+            for (const room of this.rooms.values())
+                room.clearPresence();
+            this.emit("closed", { code: ev.code, reason: ev.reason });
+            if (this.state === "closed")
+                return;
+            const action = closeAction(ev.code, ev.reason);
+            if (action === "stop") {
+                this.setState("closed");
+                for (const { reject } of this.waiting.values())
+                    reject(new Error(ev.reason || "closed"));
+                return;
+            }
+            this.retry(); // "refresh" too: the next connection asks getToken again
+        };
+    }
+    retry() {
+        if (this.state === "closed")
+            return;
+        this.setState("reconnecting");
+        const delay = fullJitter(this.attempt, this.o.backoffBaseMs, this.o.backoffCapMs);
+        this.emit("retry", { attempt: this.attempt++, delayMs: delay });
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => void this.open(), delay);
+    }
+    onFrame(f) {
+        const room = typeof f.room === "string" ? this.rooms.get(f.room) : undefined;
+        switch (f.type) {
+            case "ready":
+                this.onReady(f.expires_at);
+                break;
+            case "message":
+                room?.onMessage(f);
+                break;
+            case "ack": {
+                this.outbox.remove(f.client_msg_id);
+                this.waiting.get(f.client_msg_id)?.resolve(f);
+                this.waiting.delete(f.client_msg_id);
+                break;
+            }
+            case "joined":
+                room?.onJoined(f);
+                room?.loadPresence().catch(() => { }); // advisory: events keep it current after this
+                for (const resolve of this.joinWaiters.get(f.room) ?? [])
+                    resolve();
+                this.joinWaiters.delete(f.room);
+                break;
+            case "presence":
+                room?.onPresence(f);
+                break;
+            case "signal":
+            case "read":
+                room?.onOther(f.type, f);
+                break;
+            case "broadcast":
+                this.emit("broadcast", f);
+                break;
+            case "error":
+                this.onError(f);
+                break;
+        }
+    }
+    onReady(expiresAt) {
+        const wasLive = this.state === "live";
+        this.setState("live");
+        this.attempt = 0;
+        const refreshIn = Math.max(expiresAt * 1000 - Date.now() - this.o.refreshMarginMs, 1000);
+        this.later(refreshIn, async () => {
+            try {
+                this.frame({ type: "auth", token: await this.o.getToken() });
+            }
+            catch { /* retried at reconnect */ }
+        });
+        if (wasLive)
+            return; // an in-band refresh: the rooms are already joined
+        for (const room of this.rooms.values())
+            this.frame(room.joinFrame());
+        for (const p of this.outbox.pending())
+            this.frame(sendFrame(p.room, p.body, p.clientMsgId));
+    }
+    onError(error) {
+        const id = typeof error.ref === "string" ? error.ref : undefined;
+        if (id && this.outbox.has(id)) {
+            if (RETRYABLE.has(error.code)) {
+                const p = this.outbox.pending().find((x) => x.clientMsgId === id);
+                this.later((error.retry_after ?? 1) * 1000, () => this.frame(sendFrame(p.room, p.body, id)));
+                return;
+            }
+            this.outbox.remove(id);
+            this.waiting.get(id)?.reject(Object.assign(new Error(error.detail), error));
+            this.waiting.delete(id);
+        }
+        this.emit("error", error);
+    }
+}
+function sendFrame(room, body, id) {
+    return { type: "send", room, body, client_msg_id: id, ref: id };
+}
