@@ -1,4 +1,4 @@
-"""`switchboard serve | migrate | create-tenant | create-user | broadcast` (CONTRACT.md §1)."""
+"""`switchboard serve | migrate | create-tenant | create-user | broadcast | send | tail`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from api import cli_client
 from api.errors import APIError
 from api.repository import Role
 from api.settings import ConfigError, Settings, get_settings, require_jwt_secret
@@ -255,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     bcast.add_argument("--room", action="append", help="a room (repeatable); none = everyone")
     bcast.add_argument("text")
     bcast.set_defaults(func=cmd_broadcast)
+
+    cli_client.add_commands(sub)
     return parser
 
 
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     except APIError as exc:  # a rule of a service (name taken, weak password, ...)
         print(f"switchboard: error: {exc.detail}", file=sys.stderr)
         return 1
-    except (CliError, ConfigError) as exc:
+    except (CliError, ConfigError, cli_client.ClientCommandError) as exc:
         print(f"switchboard: error: {exc}", file=sys.stderr)
         return 1
     return 0

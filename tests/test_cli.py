@@ -11,8 +11,9 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from tests.factories import Factory
 from tests.processes import free_port, wait_ready
-from tests.support import TEST_SECRET
+from tests.support import TEST_SECRET, LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -190,3 +191,34 @@ def test_embedded_postgres_from_nothing_and_restart(tmp_path: Path) -> None:
     assert (data_dir / "pgdata" / "PG_VERSION").exists()
     # The server was stopped when its process exited: nothing listens on its socket.
     assert not list((data_dir / "pgdata").glob("postmaster.pid"))
+
+
+def test_send_and_tail_through_the_python_client(
+    server: LiveServer, factory: Factory, tmp_path: Path
+) -> None:
+    """`switchboard send` and `switchboard tail` talk to a running server like any app."""
+    acct = factory.account()
+    factory.room(acct, "ops")
+    who = ["--url", server.base_url, "--tenant", acct.tenant, "--user", acct.username]
+    password = {"SWITCHBOARD_PASSWORD": acct.password}
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "tail", *who, "ops", "--since", "0", "--count", "2"],
+        env={**os.environ, **password},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    first = run(None, "send", *who, "ops", "deploy started", env=password)
+    assert first.returncode == 0 and "seq 1" in first.stdout, first.stderr
+    second = run(None, "send", *who, "--password-stdin", "ops", "deploy done", stdin=acct.password)
+    assert second.returncode == 0 and "seq 2" in second.stdout, second.stderr
+    out, _ = tail.communicate(timeout=30)
+    assert tail.returncode == 0
+    assert out.splitlines() == [
+        f"#1 {acct.username}: deploy started",
+        f"#2 {acct.username}: deploy done",
+    ]
+    refused = run(None, "send", *who, "ops", "x", env={"SWITCHBOARD_PASSWORD": "wrong password"})
+    assert refused.returncode == 1 and "login refused" in refused.stderr
+    missing = run(None, "send", *who, "nowhere", "x", env=password)
+    assert missing.returncode == 1 and "room_not_found" in missing.stderr

@@ -52,12 +52,18 @@ export class Switchboard extends Emitter {
             room = new Room(this.host, name, options.since ?? null);
             this.rooms.set(name, room);
         }
-        const joined = new Promise((resolve) => {
-            this.joinWaiters.set(name, [...(this.joinWaiters.get(name) ?? []), resolve]);
+        const joined = new Promise((resolve, reject) => {
+            this.joinWaiters.set(name, [...(this.joinWaiters.get(name) ?? []), { resolve, reject }]);
         });
         if (this.state === "live")
             this.frame(room.joinFrame());
-        await joined;
+        try {
+            await joined;
+        }
+        catch (err) {
+            this.rooms.delete(name); // refused: no such room, a private one, too many rooms
+            throw err;
+        }
         return room;
     }
     /** Pending sends (for a "sending…" marker in the UI). */
@@ -207,7 +213,7 @@ export class Switchboard extends Emitter {
             case "joined":
                 room?.onJoined(f);
                 room?.loadPresence().catch(() => { }); // advisory: events keep it current after this
-                for (const resolve of this.joinWaiters.get(f.room) ?? [])
+                for (const { resolve } of this.joinWaiters.get(f.room) ?? [])
                     resolve();
                 this.joinWaiters.delete(f.room);
                 break;
@@ -246,6 +252,14 @@ export class Switchboard extends Emitter {
     }
     onError(error) {
         const id = typeof error.ref === "string" ? error.ref : undefined;
+        const refused = [...this.rooms.values()].find((r) => r.joinRef === id);
+        if (refused && this.joinWaiters.has(refused.name)) {
+            const failure = Object.assign(new Error(error.detail), error);
+            for (const { reject } of this.joinWaiters.get(refused.name))
+                reject(failure);
+            this.joinWaiters.delete(refused.name);
+            return;
+        }
         if (id && this.outbox.has(id)) {
             if (RETRYABLE.has(error.code)) {
                 const p = this.outbox.pending().find((x) => x.clientMsgId === id);

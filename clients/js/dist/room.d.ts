@@ -50,6 +50,8 @@ export declare class Room extends Emitter<RoomEvents> {
         before?: number;
         limit?: number;
     }): Promise<unknown>;
+    /** @internal The `ref` of join frames, echoed by an error that refuses the join. */
+    get joinRef(): string;
     /** @internal */ joinFrame(): Record<string, unknown>;
     /** @internal */ onJoined(frame: {
         seq: number;

@@ -28,10 +28,15 @@ export class Room extends Emitter {
             q.set("before", String(options.before));
         return this.host.http(`/rooms/${encodeURIComponent(this.name)}/messages?${q}`);
     }
+    /** @internal The `ref` of join frames, echoed by an error that refuses the join. */
+    get joinRef() {
+        return `join:${this.name}`;
+    }
     /** @internal */ joinFrame() {
+        const ref = this.joinRef;
         return this.lastSeq === null
-            ? { type: "join", room: this.name }
-            : { type: "join", room: this.name, since: this.lastSeq };
+            ? { type: "join", room: this.name, ref }
+            : { type: "join", room: this.name, since: this.lastSeq, ref };
     }
     /** @internal */ onJoined(frame) {
         if (this.lastSeq === null)

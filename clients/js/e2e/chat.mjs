@@ -1,6 +1,7 @@
 // Driven by tests/test_client_js.py against a real `switchboard serve`: a sender sends TOTAL
 // messages through the client while the test kills and restarts the server; a receiver
 // stays subscribed. Prints "acked N" as acks arrive and one "RESULT {json}" at the end.
+import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { Switchboard } from "../dist/index.js";
 
@@ -27,6 +28,7 @@ const states = [];
 receiver.on("state", (s) => states.push(s));
 const inbox = await receiver.join("general", { since: 0 });
 const outbox = await sender.join("general", { since: 0 });
+await assert.rejects(sender.join("no-such-room"), { code: "room_not_found" }); // not a hang
 const seen = [];
 const allSeen = new Promise((resolve) => inbox.on("message", (m) => {
   seen.push(m.seq);

@@ -62,7 +62,7 @@ export class Switchboard extends Emitter<ClientEvents> {
   readonly rooms = new Map<string, Room>();
   private outbox: Outbox;
   private waiting = new Map<string, { resolve: (a: Ack) => void; reject: (e: unknown) => void }>();
-  private joinWaiters = new Map<string, Array<() => void>>();
+  private joinWaiters = new Map<string, Array<{ resolve: () => void; reject: (e: unknown) => void }>>();
   private ws: WebSocketLike | null = null;
   private attempt = 0;
   private timers = new Set<ReturnType<typeof setTimeout>>();
@@ -97,11 +97,16 @@ export class Switchboard extends Emitter<ClientEvents> {
       room = new Room(this.host, name, options.since ?? null);
       this.rooms.set(name, room);
     }
-    const joined = new Promise<void>((resolve) => {
-      this.joinWaiters.set(name, [...(this.joinWaiters.get(name) ?? []), resolve]);
+    const joined = new Promise<void>((resolve, reject) => {
+      this.joinWaiters.set(name, [...(this.joinWaiters.get(name) ?? []), { resolve, reject }]);
     });
     if (this.state === "live") this.frame(room.joinFrame());
-    await joined;
+    try {
+      await joined;
+    } catch (err) {
+      this.rooms.delete(name); // refused: no such room, a private one, too many rooms
+      throw err;
+    }
     return room;
   }
 
@@ -249,7 +254,7 @@ export class Switchboard extends Emitter<ClientEvents> {
       case "joined":
         room?.onJoined(f as { seq: number });
         room?.loadPresence().catch(() => {}); // advisory: events keep it current after this
-        for (const resolve of this.joinWaiters.get(f.room) ?? []) resolve();
+        for (const { resolve } of this.joinWaiters.get(f.room) ?? []) resolve();
         this.joinWaiters.delete(f.room);
         break;
       case "presence":
@@ -283,6 +288,13 @@ export class Switchboard extends Emitter<ClientEvents> {
 
   private onError(error: SwitchboardError): void {
     const id = typeof error.ref === "string" ? error.ref : undefined;
+    const refused = [...this.rooms.values()].find((r) => r.joinRef === id);
+    if (refused && this.joinWaiters.has(refused.name)) {
+      const failure = Object.assign(new Error(error.detail), error);
+      for (const { reject } of this.joinWaiters.get(refused.name)!) reject(failure);
+      this.joinWaiters.delete(refused.name);
+      return;
+    }
     if (id && this.outbox.has(id)) {
       if (RETRYABLE.has(error.code)) {
         const p = this.outbox.pending().find((x) => x.clientMsgId === id)!;

@@ -59,10 +59,16 @@ export class Room extends Emitter<RoomEvents> {
     return this.host.http(`/rooms/${encodeURIComponent(this.name)}/messages?${q}`);
   }
 
+  /** @internal The `ref` of join frames, echoed by an error that refuses the join. */
+  get joinRef(): string {
+    return `join:${this.name}`;
+  }
+
   /** @internal */ joinFrame(): Record<string, unknown> {
+    const ref = this.joinRef;
     return this.lastSeq === null
-      ? { type: "join", room: this.name }
-      : { type: "join", room: this.name, since: this.lastSeq };
+      ? { type: "join", room: this.name, ref }
+      : { type: "join", room: this.name, since: this.lastSeq, ref };
   }
 
   /** @internal */ onJoined(frame: { seq: number }): void {

@@ -28,9 +28,9 @@ test("a room delivers each seq once, in order", () => {
   room.on("message", (m) => seen.push(m.seq));
   for (const seq of [1, 2, 2, 1, 3]) room.onMessage({ type: "message", room: "general", seq });
   assert.deepEqual(seen, [1, 2, 3]);
-  assert.deepEqual(room.joinFrame(), { type: "join", room: "general", since: 3 });
+  assert.deepEqual(room.joinFrame(), { type: "join", room: "general", since: 3, ref: "join:general" });
   const live = new Room({ send: async () => ({}), frame() {}, http: async () => ({}) }, "x", null);
-  assert.deepEqual(live.joinFrame(), { type: "join", room: "x" });
+  assert.deepEqual(live.joinFrame(), { type: "join", room: "x", ref: "join:x" });
   live.onJoined({ seq: 41 });
   assert.equal(live.lastSeq, 41);
 });

@@ -66,6 +66,7 @@ class Client:
         self.outbox: dict[str, tuple[str, str, asyncio.Future[dict[str, Any]]]] = {}
         self.errors: asyncio.Queue[SwitchboardError] = asyncio.Queue()
         self.close_reason: str | None = None
+        self._refused: AuthFailed | None = None  # why the credentials were refused, if so
         self._ws: Any = None
         self._live = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -88,6 +89,8 @@ class Client:
         if self._task.done():
             waiter.cancel()
             self._task.result()
+            if self._refused is not None:
+                raise self._refused
             raise Closed(self.close_reason or "closed")
 
     async def close(self) -> None:
@@ -107,6 +110,9 @@ class Client:
         if self._live.is_set():
             await self._send_frame(room._join_frame())
         await room.joined.wait()
+        if room.join_error is not None:  # refused (no such room, private, too many rooms)
+            self.rooms.pop(name, None)
+            raise room.join_error
         return room
 
     # internals used by Room ----------------------------------------------------------
@@ -144,6 +150,7 @@ class Client:
                 await self._session()
                 attempt = 0
             except AuthFailed as exc:
+                self._refused = exc
                 return self._stop(f"auth_failed: {exc}")
             except ConnectionClosed as exc:
                 reason = exc.rcvd.reason if exc.rcvd else ""
@@ -251,7 +258,13 @@ class Client:
 
     def _on_error(self, frame: dict[str, Any]) -> None:
         error = SwitchboardError(frame.get("code", "error"), frame.get("detail", ""))
-        entry = self.outbox.get(str(frame.get("ref")))
+        ref = str(frame.get("ref"))
+        entry = self.outbox.get(ref)
+        joining = next((r for r in self.rooms.values() if r.join_ref == ref), None)
+        if joining is not None and not joining.joined.is_set():
+            joining.join_error = error
+            joining.joined.set()
+            return
         if entry is None:
             self.errors.put_nowait(error)
             return

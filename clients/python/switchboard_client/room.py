@@ -22,6 +22,8 @@ class Room:
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._handlers: dict[str, list[Handler]] = {}
         self.joined = asyncio.Event()
+        self.join_error: Exception | None = None  # why the first join was refused
+        self.join_ref = f"join:{name}"  # the `ref` of join frames, echoed by a refusal
 
     # app-facing --------------------------------------------------------------------
     def on(self, event: str, handler: Handler) -> None:
@@ -50,7 +52,7 @@ class Room:
 
     # from the client ---------------------------------------------------------------
     def _join_frame(self) -> dict[str, Any]:
-        frame: dict[str, Any] = {"type": "join", "room": self.name}
+        frame: dict[str, Any] = {"type": "join", "room": self.name, "ref": self.join_ref}
         if self.last_seq is not None:
             frame["since"] = self.last_seq
         return frame
