@@ -18,6 +18,8 @@ from api.metrics import exposition
 router = APIRouter(tags=["operations"])
 WEB_CLIENT_FILE = re.compile(r"[a-z]+\.js")
 STATIC = Path(__file__).resolve().parent.parent / "static"
+# The built JavaScript client: clients/js/dist, installed as the package api.webclient.
+WEB_CLIENT = Path(str(resources.files("api.webclient")))
 
 
 @router.get("/healthz")
@@ -46,16 +48,11 @@ async def asyncapi_document() -> Response:
 @router.get("/client/{name}", include_in_schema=False)
 async def web_client(name: str) -> Response:
     """The JavaScript client, as built in clients/js (the demo page imports it)."""
-    if not WEB_CLIENT_FILE.fullmatch(name):
+    source = WEB_CLIENT / name
+    if not WEB_CLIENT_FILE.fullmatch(name) or not source.is_file():
         raise NotFound("no such client file")
-    source = resources.files("api.webclient").joinpath(name)
-    if not source.is_file():
-        raise NotFound("no such client file")
-    return Response(
-        source.read_bytes(),
-        media_type="text/javascript",
-        headers={"Cache-Control": "no-cache"},
-    )
+    # FileResponse reads the file off the event loop.
+    return FileResponse(source, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/metrics")
