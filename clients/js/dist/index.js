@@ -153,6 +153,8 @@ export class Switchboard extends Emitter {
         this.ws = ws;
         let pinger;
         ws.onmessage = (ev) => {
+            if (this.ws !== ws)
+                return; // a socket already given up on
             this.lastFrameAt = Date.now();
             this.onFrame(JSON.parse(String(ev.data)));
         };
@@ -160,7 +162,10 @@ export class Switchboard extends Emitter {
             this.lastFrameAt = Date.now();
             pinger = setInterval(() => {
                 if (Date.now() - this.lastFrameAt > this.o.pingIntervalMs + this.o.pingTimeoutMs) {
-                    ws.close(4000, "ping timeout"); // a phone that slept: the link is dead
+                    // A phone that slept, a NAT that forgot us: the link is dead, and a close handshake
+                    // over it could take minutes. Drop it now and reconnect.
+                    ws.close(4000, "ping timeout");
+                    lost({ code: 4000, reason: "ping timeout" });
                 }
                 else {
                     this.frame({ type: "ping" });
@@ -168,7 +173,9 @@ export class Switchboard extends Emitter {
             }, this.o.pingIntervalMs);
         };
         ws.onerror = () => { };
-        ws.onclose = (ev) => {
+        const lost = (ev) => {
+            if (this.ws !== ws)
+                return; // already handled (ping timeout, then the late close)
             clearInterval(pinger);
             this.ws = null;
             for (const room of this.rooms.values())
@@ -185,6 +192,7 @@ export class Switchboard extends Emitter {
             }
             this.retry(); // "refresh" too: the next connection asks getToken again
         };
+        ws.onclose = lost;
     }
     retry() {
         if (this.state === "closed")

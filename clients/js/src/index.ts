@@ -197,6 +197,7 @@ export class Switchboard extends Emitter<ClientEvents> {
     this.ws = ws;
     let pinger: ReturnType<typeof setInterval> | undefined;
     ws.onmessage = (ev) => {
+      if (this.ws !== ws) return; // a socket already given up on
       this.lastFrameAt = Date.now();
       this.onFrame(JSON.parse(String(ev.data)));
     };
@@ -204,14 +205,18 @@ export class Switchboard extends Emitter<ClientEvents> {
       this.lastFrameAt = Date.now();
       pinger = setInterval(() => {
         if (Date.now() - this.lastFrameAt > this.o.pingIntervalMs + this.o.pingTimeoutMs) {
-          ws.close(4000, "ping timeout"); // a phone that slept: the link is dead
+          // A phone that slept, a NAT that forgot us: the link is dead, and a close handshake
+          // over it could take minutes. Drop it now and reconnect.
+          ws.close(4000, "ping timeout");
+          lost({ code: 4000, reason: "ping timeout" });
         } else {
           this.frame({ type: "ping" });
         }
       }, this.o.pingIntervalMs);
     };
     ws.onerror = () => {};
-    ws.onclose = (ev) => {
+    const lost = (ev: { code: number; reason: string }) => {
+      if (this.ws !== ws) return; // already handled (ping timeout, then the late close)
       clearInterval(pinger);
       this.ws = null;
       for (const room of this.rooms.values()) room.clearPresence();
@@ -225,6 +230,7 @@ export class Switchboard extends Emitter<ClientEvents> {
       }
       this.retry(); // "refresh" too: the next connection asks getToken again
     };
+    ws.onclose = lost;
   }
 
   private retry(): void {
