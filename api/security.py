@@ -108,6 +108,23 @@ def same_digest(secret: str, stored: bytes) -> bool:
     return hmac.compare_digest(digest(secret), stored)
 
 
+# Ids in credentials become bigint query parameters: anything outside that range is a forged
+# or broken credential (401), never a database error.
+MAX_DATABASE_ID = 2**63 - 1
+
+
+def database_id(value: object) -> int:
+    """A positive bigint from a credential, else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("not an id")
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("not an id")
+    number = int(value)
+    if not 0 < number <= MAX_DATABASE_ID:
+        raise ValueError("id out of range")
+    return number
+
+
 # `<bigint>.<uuid>.<43 chars>` is at most ~100 characters; anything much longer is not ours
 # and is refused before it is parsed or hashed.
 MAX_OPAQUE_TOKEN_CHARS = 200
@@ -135,7 +152,7 @@ class OpaqueToken:
         if len(parts) != 3 or not parts[2] or len(token) > MAX_OPAQUE_TOKEN_CHARS:
             return None
         try:
-            return cls(int(parts[0]), uuid.UUID(parts[1]), parts[2])
+            return cls(database_id(parts[0]), uuid.UUID(parts[1]), parts[2])
         except ValueError:
             return None
 
@@ -206,8 +223,8 @@ class TokenCodec:
             raise TokenError("invalid_token")
         try:
             return AccessClaims(
-                user_id=int(claims["sub"]),
-                tenant_id=int(claims["tid"]),
+                user_id=database_id(claims["sub"]),
+                tenant_id=database_id(claims["tid"]),
                 role=str(claims["role"]),
                 session_id=uuid.UUID(str(claims["sid"])),
                 expires_at=int(claims["exp"]),

@@ -64,7 +64,7 @@ async def _first_frame_token(ws: WebSocket, auth: AuthService) -> str:
         raise ClientGone()
     try:
         frame = json.loads(message.get("text") or "")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: `[[[[…` nested 10,000 deep
         raise WsAuthFailed(Close.INVALID_TOKEN) from exc
     if not isinstance(frame, dict) or frame.get("type") != "auth" or not frame.get("token"):
         raise WsAuthFailed(Close.INVALID_TOKEN)

@@ -3,6 +3,7 @@ encoder each) and the close-code table. docs/protocol.md and the clients follow 
 
 from api.protocol import server
 from api.protocol.client import (
+    MAX_SEQ,
     AuthFrame,
     ClientFrame,
     ClientMsgId,
@@ -18,6 +19,7 @@ from api.protocol.client import (
 from api.protocol.close import ClientAction, Close, CloseCode, client_action
 
 __all__ = [
+    "MAX_SEQ",
     "AuthFrame",
     "ClientAction",
     "ClientFrame",

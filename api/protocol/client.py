@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 ClientMsgId = Annotated[str, Field(min_length=1, max_length=128)]
-Seq = Annotated[int, Field(ge=0, le=2**62)]
+MAX_SEQ = 2**62  # the largest seq (or id) accepted as input: far beyond any room, inside a bigint
+Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 RoomRef = Annotated[str, Field(min_length=1, max_length=64)]
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from api.deps import Accounts, AdminPrincipal, Broadcasts, CurrentPrincipal, Rooms
+from api.protocol import MAX_SEQ
 from api.protocol.server import iso
 from api.repository import UserRow
 from api.schemas import (
@@ -44,7 +45,7 @@ async def broadcast(
 async def list_broadcasts(
     principal: CurrentPrincipal,
     broadcasts: Broadcasts,
-    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> BroadcastList:
     page = await broadcasts.since(principal.tenant_id, after, limit)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import CurrentPrincipal, Rooms
 from api.errors import ValidationFailed
+from api.protocol import MAX_SEQ
 from api.protocol import server as frames
 from api.repository import RoomRow
 from api.schemas import (
@@ -22,7 +23,7 @@ from api.schemas import (
 )
 
 router = APIRouter(prefix="/rooms", tags=["rooms"])
-SeqQuery = Annotated[int | None, Query(ge=0, le=2**62)]
+SeqQuery = Annotated[int | None, Query(ge=0, le=MAX_SEQ)]
 
 
 def _room_out(room: RoomRow) -> RoomOut:

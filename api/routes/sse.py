@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import CurrentPrincipal, ServicesDep
 from api.errors import ValidationFailed
 from api.principal import Principal
-from api.protocol import Close
+from api.protocol import MAX_SEQ, Close
 from api.protocol import server as frames
 
 router = APIRouter(tags=["rooms"])
@@ -57,6 +57,14 @@ class SseSubscriber:
         self.close_soon(Close.REMOVED)
 
 
+def _seq_of(last_event_id: str) -> int:
+    """Last-Event-ID as a seq: ASCII digits only (`isdigit` also accepts `²`)."""
+    text = last_event_id.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_SEQ:
+        raise ValidationFailed("Last-Event-ID must be a message seq")
+    return int(text)
+
+
 def _event(seq: int, frame: str) -> str:
     data = json.dumps(frames.message_of_frame(frame), separators=(",", ":"), ensure_ascii=False)
     return f"id: {seq}\nevent: message\ndata: {data}\n\n"
@@ -72,9 +80,7 @@ async def room_events(
 ) -> StreamingResponse:
     target = await services.rooms.get(principal, room)
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise ValidationFailed("Last-Event-ID must be a message seq")
-        since = int(last_event_id)
+        since = _seq_of(last_event_id)
     sub = SseSubscriber(principal, services.settings.ws.send_queue_size)
     await services.hub.register(sub)
 

@@ -1,0 +1,72 @@
+"""Defects found by hostile testing (issue 13): each was a 500, a 503 or a socket closed
+without a close frame; each must be a clean 4xx, an `error` frame or a 1008."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+
+from tests.factories import Factory
+from tests.support import TEST_SECRET, LiveServer, close_of, recv, send
+
+
+def test_last_event_id_must_be_ascii_digits(server: LiveServer, factory: Factory) -> None:
+    acct = factory.account()
+    factory.room(acct, "general")
+    with server.http() as client:
+        for bad in ("²", "¹", "٣", "1" * 40, "-1"):
+            headers = {**acct.headers, "Last-Event-ID": bad.encode()}  # raw UTF-8 bytes
+            r = client.get("/rooms/general/events", headers=headers)
+            assert r.status_code == 422 and r.json()["error"] == "validation_error", bad
+
+
+def test_credentials_with_out_of_range_ids_are_invalid(server: LiveServer) -> None:
+    huge = 2**70
+    session = uuid.uuid4()
+    opaque = f"{huge}.{session}.secret"
+    with server.http() as client:
+        r = client.post("/auth/refresh", json={"refresh_token": opaque})
+        assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+        r = client.get("/auth/me", headers={"Cookie": f"session={opaque}"})
+        assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+        now = int(time.time())
+        for claims in ({"tid": huge, "sub": "1"}, {"tid": 1, "sub": str(huge)}, {"tid": 0}):
+            token = jwt.encode(
+                {
+                    "sub": "1",
+                    "sid": str(session),
+                    "role": "member",
+                    "iat": now,
+                    "exp": now + 60,
+                    "iss": "switchboard",
+                    "aud": "switchboard",
+                    "typ": "access",
+                    **claims,
+                },
+                TEST_SECRET,
+                algorithm="HS256",
+            )
+            r = client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 401 and r.json()["error"] == "invalid_token", claims
+    with server.ws(f"/ws?ticket={opaque}") as ws:
+        assert close_of(ws) == (1008, "invalid_token")
+
+
+def test_deeply_nested_first_frame_is_1008(server: LiveServer) -> None:
+    with server.ws("/ws") as ws:
+        ws.send("[" * 10000)
+        assert close_of(ws) == (1008, "invalid_token")
+
+
+def test_deeply_nested_frame_on_a_live_socket_is_an_error_frame(
+    server: LiveServer, factory: Factory
+) -> None:
+    acct = factory.account()
+    with server.ws(f"/ws?token={acct.access_token}") as ws:
+        assert recv(ws)["type"] == "ready"
+        ws.send("[" * 10000)
+        assert recv(ws)["code"] == "invalid_frame"
+        send(ws, type="ping")
+        assert recv(ws) == {"type": "pong"}  # still open
