@@ -70,7 +70,7 @@ class AuthService:
         window = limits.login_window_seconds
         user = None
         async with self.db.tx() as tx:  # one transaction: throttle, tenant, then its user
-            wait = await tx.throttle.retry_after(
+            wait = await tx.throttle.reserve(
                 keys, [limits.login_failures_per_user, limits.login_failures_per_address], window
             )
             tenant_id = await tx.tenants.id_by_slug(tenant) if wait <= 0 else None
@@ -81,18 +81,20 @@ class AuthService:
         try:
             ok, new_hash = await self.hasher.verify(password, user.password_hash if user else None)
         except HashingBusy as exc:
+            async with self.db.tx() as tx:  # shed, not checked: the attempt does not count
+                for key in keys:
+                    await tx.throttle.release(key)
             raise Unavailable(
                 "too many logins in progress; retry shortly",
                 headers={"Retry-After": HASHING_BUSY_RETRY_AFTER},
             ) from exc
         if user is None or not ok or user.disabled:
-            async with self.db.tx() as tx:
-                await tx.throttle.record_failure(keys, window)
-            raise InvalidCredentials()
+            raise InvalidCredentials()  # the attempt is already counted (reserved)
         async with self.db.tx(user.tenant_id) as tx:
             if new_hash:
                 await tx.users.set_password_hash(user.id, new_hash)
             await tx.throttle.clear(keys[0])
+            await tx.throttle.release(keys[1])  # a success is not a failure of the address
             return await self._open_session(tx, user.id, user.role)
 
     async def _open_session(self, tx: Tx, user_id: int, role: str) -> Issued:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 
@@ -71,3 +72,24 @@ def test_deeply_nested_frame_on_a_live_socket_is_an_error_frame(
         assert recv(ws)["code"] == "invalid_frame"
         send(ws, type="ping")
         assert recv(ws) == {"type": "pong"}  # still open
+
+
+def test_concurrent_wrong_logins_are_throttled_one_by_one(
+    server: LiveServer, factory: Factory
+) -> None:
+    """30 simultaneous wrong passwords against a limit of 5: each attempt is counted before
+    its hash is checked, so only 5 are checked at all (they were all 30)."""
+    tenant = factory.tenant()
+    factory.user(tenant, "target")
+    body = {"tenant": tenant, "username": "target", "password": "wrong password!"}
+
+    def attempt(_: int) -> int:
+        with server.http() as client:
+            return client.post("/auth/login", json=body).status_code
+
+    with ThreadPoolExecutor(30) as pool:
+        codes = list(pool.map(attempt, range(30)))
+    assert codes.count(401) == 5 and codes.count(429) == 25, codes
+    with server.http() as client:  # the right password is refused too, until the window ends
+        r = client.post("/auth/login", json={**body, "password": "correct horse battery"})
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0

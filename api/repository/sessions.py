@@ -131,7 +131,9 @@ class TicketRepo(Repo):
         return TicketRedemption(row.session_id, bool(row.fresh)) if row else None
 
 
-_RECORD_FAILURE = text("""
+# Count one attempt per key (a new window when the old one is over) and return the counts:
+# the row lock makes concurrent attempts count one after the other.
+_RESERVE = text("""
     INSERT INTO login_throttle (key, failures, window_start)
     SELECT k, 1, now() FROM unnest(CAST(:keys AS text[])) AS k
     ON CONFLICT (key) DO UPDATE SET
@@ -139,6 +141,8 @@ _RECORD_FAILURE = text("""
                       THEN 1 ELSE login_throttle.failures + 1 END,
       window_start = CASE WHEN login_throttle.window_start + make_interval(secs => :w) < now()
                           THEN now() ELSE login_throttle.window_start END
+    RETURNING key, failures,
+              extract(epoch FROM window_start + make_interval(secs => :w) - now()) AS left
 """)
 
 
@@ -146,24 +150,24 @@ class ThrottleRepo(Repo):
     """Failed logins, keyed by name and by address (not tenant-owned: an unknown tenant is
     throttled too)."""
 
-    async def retry_after(
+    async def reserve(
         self, keys: Sequence[str], limits: Sequence[int], window_seconds: int
     ) -> float:
-        """Seconds until the most-limited key may try again (0 when none is locked)."""
-        left = func.extract(
-            "epoch", throttle_t.c.window_start + seconds(window_seconds) - func.now()
-        )
-        rows = await self.conn.execute(
-            select(throttle_t.c.key, throttle_t.c.failures, left.label("left")).where(
-                throttle_t.c.key.in_(list(keys))
-            )
-        )
+        """Count this attempt against every key *before* the password is checked, so that
+        concurrent attempts cannot all pass a check made before any of them failed. Returns
+        the seconds until the most-limited key may try again (0 when the attempt may go on)."""
+        rows = await self.conn.execute(_RESERVE, {"keys": list(keys), "w": window_seconds})
         limit_of = dict(zip(keys, limits, strict=True))
-        waits = [float(r.left) for r in rows if r.failures >= limit_of[r.key] and r.left > 0]
-        return max(waits, default=0.0)
+        over = [float(r.left) for r in rows if r.failures > limit_of[r.key]]
+        return max((max(left, 0.001) for left in over), default=0.0)
 
-    async def record_failure(self, keys: Sequence[str], window_seconds: int) -> None:
-        await self.conn.execute(_RECORD_FAILURE, {"keys": list(keys), "w": window_seconds})
+    async def release(self, key: str) -> None:
+        """Give back a reserved attempt that succeeded (for a key that is not cleared)."""
+        await self.conn.execute(
+            update(throttle_t)
+            .where(throttle_t.c.key == key)
+            .values(failures=func.greatest(throttle_t.c.failures - 1, 0))
+        )
 
     async def clear(self, key: str) -> None:
         await self.conn.execute(delete(throttle_t).where(throttle_t.c.key == key))
