@@ -1,16 +1,33 @@
-"""Keep credentials out of logs: `?token=` and `?ticket=` values are masked wherever uvicorn
-(or anyone) logs a path with its query string."""
+"""Keep credentials out of logs: the values of `token`, `ticket` and `access_token` query
+parameters are masked wherever uvicorn (or anyone) logs a path with its query string.
+
+Names are compared after percent-decoding, as the server itself reads them: `?%74oken=` is
+`token`, and a regex on the raw text would miss it.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
-_SECRET_PARAM = re.compile(r"((?:^|[?&;])(?:token|ticket|access_token)=)[^&\s\"';]+", re.I)
+SECRET_PARAMS = frozenset({"token", "ticket", "access_token"})
+_QUERY = re.compile(r"\?([^\s\"'#]*)")
+_SEPARATORS = re.compile(r"([&;])")
+MASK = "[redacted]"
+
+
+def _redact_query(match: re.Match[str]) -> str:
+    parts = _SEPARATORS.split(match.group(1))
+    for i in range(0, len(parts), 2):  # even items are parameters, odd ones separators
+        name, eq, _ = parts[i].partition("=")
+        if eq and unquote_plus(name).strip().lower() in SECRET_PARAMS:
+            parts[i] = f"{name}={MASK}"
+    return "?" + "".join(parts)
 
 
 def redact(text: str) -> str:
-    return _SECRET_PARAM.sub(r"\1[redacted]", text)
+    return _QUERY.sub(_redact_query, text) if "?" in text else text
 
 
 class RedactQueryFilter(logging.Filter):

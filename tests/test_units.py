@@ -25,6 +25,7 @@ from api.protocol import (
     decode_client_frame,
 )
 from api.ratelimit import TokenBuckets
+from api.redact import redact
 from api.security import TokenCodec, TokenError
 from api.send_queue import SendQueue
 from api.settings import AuthSettings
@@ -220,3 +221,18 @@ def test_close_table() -> None:
 def test_settings_toml_is_generated_from_the_models() -> None:
     """Defaults live in api/settings.py; `python -m api.settings_toml > settings.toml`."""
     assert (ROOT / "settings.toml").read_text() == render()
+
+
+@pytest.mark.parametrize(
+    ("logged", "expected"),
+    [
+        ("GET /ws?token=abc.def HTTP/1.1", "GET /ws?token=[redacted] HTTP/1.1"),
+        ("/ws?%74oken=abc.def", "/ws?%74oken=[redacted]"),
+        ("/ws?x=1&TOKEN=a;ticket=b&keep=2", "/ws?x=1&TOKEN=[redacted];ticket=[redacted]&keep=2"),
+        ("/ws?access%5Ftoken=a", "/ws?access%5Ftoken=[redacted]"),
+        ("/ws?tok%65n=a&tokens=b", "/ws?tok%65n=[redacted]&tokens=b"),
+        ("no query here", "no query here"),
+    ],
+)
+def test_log_redaction_decodes_parameter_names(logged: str, expected: str) -> None:
+    assert redact(logged) == expected
