@@ -116,6 +116,12 @@ class Unavailable(APIError):
     status, code, detail = 503, "unavailable", "a backing service is unavailable; retry"
 
 
+class Internal(APIError):
+    """A bug on the server: the only 500, and still in the error shape."""
+
+    status, code, detail = 500, "internal", "the server failed; this is a bug"
+
+
 def infrastructure_error(exc: BaseException) -> APIError | None:
     """Postgres or Redis is unreachable: a 503 / `unavailable` the client can retry,
     never a 500. Errors that mean a bug (constraint, syntax) are not mapped."""
@@ -176,7 +182,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if mapped is not None:
             return JSONResponse(mapped.body(), status_code=mapped.status)
         logging.getLogger("switchboard").error("unhandled error", exc_info=exc)
-        return error_response(500, "internal", "the server failed; this is a bug")
+        return JSONResponse(Internal().body(), status_code=Internal.status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

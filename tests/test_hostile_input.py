@@ -3,9 +3,12 @@ without a close frame; each must be a clean 4xx, an `error` frame or a 1008."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import jwt
 
@@ -93,3 +96,30 @@ def test_concurrent_wrong_logins_are_throttled_one_by_one(
     with server.http() as client:  # the right password is refused too, until the window ends
         r = client.post("/auth/login", json={**body, "password": "correct horse battery"})
         assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+
+
+def test_a_client_that_pings_fast_and_reads_is_not_called_slow(
+    make_server: Any, factory: Factory
+) -> None:
+    """The read loop used to answer every buffered frame without letting the writer run:
+    a burst of pings filled the send queue and closed a client that was reading (1013)."""
+    live = make_server(ws={"send_queue_size": 64})
+    acct = factory.account(server=live)
+    total = 3000
+    with live.ws(f"/ws?token={acct.access_token}") as ws:
+        assert recv(ws)["type"] == "ready"
+        pongs = 0
+
+        def read() -> None:
+            nonlocal pongs
+            while pongs < total:
+                assert json.loads(ws.recv(timeout=20)) == {"type": "pong"}
+                pongs += 1
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        burst = json.dumps({"type": "ping"})
+        for _ in range(total):
+            ws.send(burst)
+        reader.join(30)
+        assert pongs == total

@@ -12,7 +12,14 @@ from fastapi import APIRouter, WebSocket
 from api import metrics
 from api.connection import Connection
 from api.deps import services_of
-from api.errors import APIError, InvalidToken, LimitExceeded, NotJoined, infrastructure_error
+from api.errors import (
+    APIError,
+    Internal,
+    InvalidToken,
+    LimitExceeded,
+    NotJoined,
+    infrastructure_error,
+)
 from api.protocol import (
     AuthFrame,
     ClientFrame,
@@ -108,30 +115,37 @@ class FrameHandler:
                 return
             text = message.get("text")
             if text is None:
-                self.error("invalid_frame", "binary frames are not part of the protocol")
+                await self.reply(
+                    frames.error("invalid_frame", "binary frames are not part of the protocol")
+                )
                 continue
             try:
                 frame = decode_client_frame(text)
             except FrameRejected as exc:
-                self.error(exc.code, exc.detail)
+                await self.reply(frames.error(exc.code, exc.detail))
                 continue
             await self.dispatch(frame)
 
+    async def reply(self, text: str) -> None:
+        """An answer to a frame just read: it waits for room in the send queue, so a client
+        that sends faster than its answers are written (a burst of pings) is slowed down
+        instead of being closed as a slow consumer; and the writer gets to run."""
+        await self.conn.push_wait(0, text)
+
     def error(self, code: str, detail: str, ref: Any = None, **extra: Any) -> None:
+        """An error outside the read loop (a send that failed to commit)."""
         self.conn.push(0, frames.error(code, detail, ref, **extra))
 
     async def dispatch(self, frame: ClientFrame) -> None:
         try:
             await self.handle(frame)
         except APIError as exc:
-            self.error(exc.code, exc.detail, frame.ref, **exc.extra)
+            await self.reply(frames.error(exc.code, exc.detail, frame.ref, **exc.extra))
         except Exception as exc:
-            mapped = infrastructure_error(exc)
-            if mapped is not None:
-                self.error(mapped.code, mapped.detail, frame.ref)
-                return
-            log.exception("frame %s failed", type(frame).__name__)
-            self.error("internal", "the server failed to handle this frame", frame.ref)
+            mapped = infrastructure_error(exc) or Internal("the server failed to handle this frame")
+            if isinstance(mapped, Internal):
+                log.exception("frame %s failed", type(frame).__name__)
+            await self.reply(frames.error(mapped.code, mapped.detail, frame.ref))
 
     async def handle(self, frame: ClientFrame) -> None:
         """One branch per client frame type; a type added to the union but not handled here
@@ -139,7 +153,7 @@ class FrameHandler:
         if isinstance(frame, SendFrame):
             await self.on_send(frame)
         elif isinstance(frame, PingFrame):
-            self.conn.push(0, frames.PONG)
+            await self.reply(frames.PONG)
         elif isinstance(frame, JoinFrame):
             await self.on_join(frame)
         elif isinstance(frame, LeaveFrame):
@@ -176,9 +190,8 @@ class FrameHandler:
             mapped = exc if isinstance(exc, APIError) else infrastructure_error(exc)
             if mapped is None:
                 log.error("send failed", exc_info=exc)
-                self.error("internal", "the server failed to store this message", frame.ref)
-            else:
-                self.error(mapped.code, mapped.detail, frame.ref)
+                mapped = Internal("the server failed to store this message")
+            self.error(mapped.code, mapped.detail, frame.ref)
             return
         stored = future.result()[0]
         self.conn.push(
