@@ -3,6 +3,7 @@ runs plain `def` dependencies on a thread pool, which would cost every request a
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,14 +11,23 @@ from starlette.requests import HTTPConnection
 
 from api.accounts import AccountService
 from api.broadcasts import BroadcastService
-from api.errors import CsrfRejected, Forbidden, InvalidToken, Unauthorized
+from api.errors import (
+    CsrfRejected,
+    Forbidden,
+    InvalidCredentials,
+    InvalidToken,
+    Unauthorized,
+    ValidationFailed,
+)
 from api.principal import Principal
 from api.rooms import RoomService
+from api.rules import UNSTORABLE_TEXT, has_unstorable_text, json_may_hold_unstorable_text
 from api.services import Services
 from api.sessions import AuthService
 from api.ws_auth import SESSION_COOKIE
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOGIN_PATH = "/auth/login"
 
 
 def services_of(conn: HTTPConnection) -> Services:
@@ -66,6 +76,26 @@ async def current_principal(request: Request) -> Principal:
     raise Unauthorized()
 
 
+async def reject_unstorable_text(request: Request) -> None:
+    """Every HTTP route's one text check (api.rules): the path, the query and a JSON body
+    must not carry NUL or unpaired surrogates. A login is refused like any bad login."""
+    bad = "\x00" in request.url.path or any(
+        has_unstorable_text(k) or has_unstorable_text(v)
+        for k, v in request.query_params.multi_items()
+    )
+    if not bad and request.method not in SAFE_METHODS:
+        raw = await request.body()  # read once: FastAPI parses the same cached bytes
+        if json_may_hold_unstorable_text(raw):
+            try:
+                bad = has_unstorable_text(json.loads(raw))
+            except (ValueError, RecursionError):
+                bad = False  # not JSON: the route's own validation answers that
+    if bad:
+        if request.url.path == LOGIN_PATH:
+            raise InvalidCredentials()
+        raise ValidationFailed(UNSTORABLE_TEXT)
+
+
 async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if not principal.is_admin:
         raise Forbidden("admin role required")
@@ -79,3 +109,5 @@ Rooms = Annotated[RoomService, Depends(_rooms)]
 Broadcasts = Annotated[BroadcastService, Depends(_broadcasts)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
+# For every HTTP router: APIRouter(dependencies=CHECKED_INPUT).
+CHECKED_INPUT = [Depends(reject_unstorable_text)]

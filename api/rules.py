@@ -1,10 +1,10 @@
 """The input rules every entry point shares (HTTP bodies, frames, the CLI): names of
-tenants, users and rooms, and passwords."""
+tenants, users and rooms, passwords, and text PostgreSQL can store."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -49,3 +49,29 @@ def check_new_password(value: str) -> str:
     if "\x00" in value:
         raise ValueError("password must not contain NUL characters")
     return value
+
+
+# PostgreSQL's text refuses NUL, and UTF-8 cannot encode a lone surrogate (JSON's "\ud800").
+# Such text is the client's mistake: refused where it enters (422, 401 for login,
+# body_invalid over the socket), never a database error.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_TEXT = "text must not contain NUL characters or unpaired surrogates"
+
+
+def has_unstorable_text(value: Any) -> bool:
+    """Whether any string in a decoded JSON value (keys included) cannot be stored."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(has_unstorable_text(k) or has_unstorable_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_unstorable_text(v) for v in value)
+    return False
+
+
+def json_may_hold_unstorable_text(raw: str | bytes) -> bool:
+    """A cheap first look at raw JSON: valid JSON can carry NUL or a surrogate only as a
+    \\u escape (raw control characters are invalid JSON, raw surrogates invalid UTF-8)."""
+    if isinstance(raw, bytes):
+        return b"\\u" in raw
+    return "\\u" in raw

@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 
 from tests.factories import Factory
-from tests.support import TEST_SECRET, LiveServer, close_of, recv, send
+from tests.support import TEST_SECRET, LiveServer, close_of, recv, recv_type, send
 
 
 def test_last_event_id_must_be_ascii_digits(server: LiveServer, factory: Factory) -> None:
@@ -123,3 +123,47 @@ def test_a_client_that_pings_fast_and_reads_is_not_called_slow(
             ws.send(burst)
         reader.join(30)
         assert pongs == total
+
+
+def test_nul_and_lone_surrogates_are_client_errors(server: LiveServer, factory: Factory) -> None:
+    """They used to reach PostgreSQL, which refused them: 503 and a traceback."""
+    admin = factory.account(role="admin")
+    factory.room(admin, "general")
+    json_headers = {**admin.headers, "content-type": "application/json"}
+    nul, lone = "\\u0000", "\\ud800"  # as JSON escapes, exactly as a client sends them
+    with server.http() as client:
+        for bad in (nul, lone):
+            for field in ("tenant", "username", "password"):
+                fields = {"tenant": admin.tenant, "username": admin.username, "password": "x" * 9}
+                body = json.dumps(fields).replace(f'"{fields[field]}"', f'"a{bad}b"')
+                r = client.post("/auth/login", content=body, headers=json_headers)
+                assert r.status_code == 401 and r.json()["error"] == "invalid_credentials"
+            for path, body in [
+                ("/rooms/general/messages", f'{{"body": "hi {bad}"}}'),
+                ("/rooms/general/messages", f'{{"body": "hi", "client_msg_id": "c{bad}"}}'),
+                ("/admin/broadcast", f'{{"body": "{bad}"}}'),
+                ("/admin/users", f'{{"username": "x{bad}", "password": "long enough pw"}}'),
+            ]:
+                r = client.post(path, content=body, headers=json_headers)
+                assert r.status_code == 422 and r.json()["error"] == "validation_error", path
+        for url in ("/admin/users/bob%00", "/rooms/general/messages?x=%00"):
+            r = client.request("DELETE" if "users" in url else "GET", url, headers=admin.headers)
+            assert r.status_code == 422, url
+        emoji = '{"body": "ok \\ud83d\\ude00", "client_msg_id": "\\u00e9t\\u00e9"}'  # a pair
+        r = client.post("/rooms/general/messages", content=emoji, headers=json_headers)
+        assert r.status_code == 201 and r.json()["body"] == "ok 😀"
+    with server.ws(f"/ws?token={admin.access_token}") as ws:
+        assert recv(ws)["type"] == "ready"
+        send(ws, type="join", room="general")
+        assert recv(ws)["type"] == "joined"
+        ws.send('{"type": "send", "room": "general", "body": "x\\u0000y", "ref": 1}')
+        assert recv_type(ws, "error") | {"detail": ""} == {
+            "type": "error",
+            "code": "body_invalid",
+            "detail": "",
+            "ref": 1,
+        }
+        ws.send('{"type": "join", "room": "gen\\udc00"}')
+        assert recv_type(ws, "error")["code"] == "invalid_frame"
+        send(ws, type="ping")
+        assert recv_type(ws, "pong") == {"type": "pong"}

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from api.rules import UNSTORABLE_TEXT, has_unstorable_text, json_may_hold_unstorable_text
+
 ClientMsgId = Annotated[str, Field(min_length=1, max_length=128)]
 MAX_SEQ = 2**62  # the largest seq (or id) accepted as input: far beyond any room, inside a bigint
 Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
@@ -62,17 +64,22 @@ client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 class FrameRejected(Exception):
     """A frame that is not valid JSON or not a valid client frame: (code, detail)."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, ref: str | int | None = None) -> None:
         self.code = code
         self.detail = detail
+        self.ref = ref  # when the frame was readable enough to have one
         super().__init__(detail)
 
 
 def decode_client_frame(text: str) -> ClientFrame:
     try:
-        return client_frame_adapter.validate_json(text)
+        frame = client_frame_adapter.validate_json(text)
     except ValidationError as exc:
         raise FrameRejected(*_describe(exc)) from None
+    if json_may_hold_unstorable_text(text) and has_unstorable_text(frame.model_dump()):
+        code = "body_invalid" if isinstance(frame, SendFrame) else "invalid_frame"
+        raise FrameRejected(code, UNSTORABLE_TEXT, frame.ref)
+    return frame
 
 
 def _describe(exc: ValidationError) -> tuple[str, str]:

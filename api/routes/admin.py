@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from api.deps import Accounts, AdminPrincipal, Broadcasts, CurrentPrincipal, Rooms
+from api.deps import CHECKED_INPUT, Accounts, AdminPrincipal, Broadcasts, CurrentPrincipal, Rooms
 from api.protocol import MAX_SEQ
 from api.protocol.server import iso
 from api.repository import UserRow
@@ -20,7 +20,7 @@ from api.schemas import (
     UserOut,
 )
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], dependencies=CHECKED_INPUT)
 
 
 @router.post("/admin/broadcast", response_model=BroadcastAccepted, status_code=202)

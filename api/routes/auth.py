@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.deps import Auth, CurrentPrincipal
+from api.deps import CHECKED_INPUT, Auth, CurrentPrincipal
 from api.schemas import LoginIn, MeOut, RefreshIn, TicketOut, TokenPair
 from api.sessions import AuthService, Issued
 from api.ws_auth import SESSION_COOKIE
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], dependencies=CHECKED_INPUT)
 
 
 def _pair(issued: Issued, response: Response, auth: AuthService) -> TokenPair:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import CurrentPrincipal, Rooms
+from api.deps import CHECKED_INPUT, CurrentPrincipal, Rooms
 from api.errors import ValidationFailed
 from api.protocol import MAX_SEQ
 from api.protocol import server as frames
@@ -22,7 +22,7 @@ from api.schemas import (
     RoomOut,
 )
 
-router = APIRouter(prefix="/rooms", tags=["rooms"])
+router = APIRouter(prefix="/rooms", tags=["rooms"], dependencies=CHECKED_INPUT)
 SeqQuery = Annotated[int | None, Query(ge=0, le=MAX_SEQ)]
 
 

@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import CurrentPrincipal, ServicesDep
+from api.deps import CHECKED_INPUT, CurrentPrincipal, ServicesDep
 from api.errors import ValidationFailed
 from api.principal import Principal
 from api.protocol import MAX_SEQ, Close
 from api.protocol import server as frames
 
-router = APIRouter(tags=["rooms"])
+router = APIRouter(tags=["rooms"], dependencies=CHECKED_INPUT)
 # A comment line this often keeps proxies from closing a quiet stream.
 KEEPALIVE_SECONDS = 15.0
 _CLOSED = (-1, "")

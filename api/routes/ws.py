@@ -122,7 +122,7 @@ class FrameHandler:
             try:
                 frame = decode_client_frame(text)
             except FrameRejected as exc:
-                await self.reply(frames.error(exc.code, exc.detail))
+                await self.reply(frames.error(exc.code, exc.detail, exc.ref))
                 continue
             await self.dispatch(frame)
 
