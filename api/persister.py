@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api import events, metrics
 from api.broker import Broker, room_channel
 from api.db import Database
-from api.errors import Unavailable
+from api.errors import BodyInvalid, Unavailable
 from api.protocol import server as frames
 from api.repository import MessageKind, MessageRow, MessageStore
 
@@ -158,6 +158,17 @@ class Persister:
                     log.exception("persister batch kept conflicting")
                     self._fail(batch, Unavailable("could not store the message; retry"))
                     return
+            except asyncpg.DataError as exc:
+                # One row the database refuses must not fail everyone else's: store the
+                # halves apart until the bad row is alone, and refuse only that one.
+                if len(batch) == 1:
+                    log.warning("the database refused a message: %s", exc)
+                    self._fail(batch, BodyInvalid("the database cannot store this message"))
+                    return
+                middle = len(batch) // 2
+                await self._write(batch[:middle])
+                await self._write(batch[middle:])
+                return
             except Exception as exc:
                 log.warning("persister batch of %d failed: %s", len(batch), exc)
                 await self._drop_writer()

@@ -3,6 +3,7 @@ without a close frame; each must be a clean 4xx, an `error` frame or a 1008."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -167,3 +168,36 @@ def test_nul_and_lone_surrogates_are_client_errors(server: LiveServer, factory: 
         assert recv_type(ws, "error")["code"] == "invalid_frame"
         send(ws, type="ping")
         assert recv_type(ws, "pong") == {"type": "pong"}
+
+
+def test_a_row_the_database_refuses_fails_alone(server: LiveServer, factory: Factory) -> None:
+    """Bypassing the input checks, a NUL body reaches the persister inside a batch with good
+    messages: only it fails (the whole batch used to fail with `unavailable`)."""
+    acct = factory.account()
+    factory.room(acct, "general")
+    tenant_id = factory.tenant_ids[acct.tenant]
+
+    async def batch(s: Any) -> list[object]:
+        async with s.db.tx(tenant_id) as tx:
+            room = await tx.rooms.by_name("general")
+            user = await tx.users.by_name(acct.username)
+        drafts = [
+            s.persister.enqueue(
+                tenant_id=tenant_id,
+                room_id=room.id,
+                room="general",
+                sender_id=user.id,
+                sender=acct.username,
+                body=body,
+            )
+            for body in ("one", "two", "bad\x00body", "three", "four")
+        ]
+        done: list[object] = await asyncio.gather(*drafts, return_exceptions=True)
+        return done
+
+    results: list[Any] = server.call(batch)
+    failed = [r for r in results if isinstance(r, Exception)]
+    assert len(failed) == 1 and getattr(failed[0], "code", None) == "body_invalid"
+    stored = [r[0].message for r in results if not isinstance(r, Exception)]
+    assert [m.body for m in stored] == ["one", "two", "three", "four"]
+    assert sorted(m.seq for m in stored) == [1, 2, 3, 4]  # no seq lost to the refused row
