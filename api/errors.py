@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -120,6 +121,30 @@ class Internal(APIError):
     """A bug on the server: the only 500, and still in the error shape."""
 
     status, code, detail = 500, "internal", "the server failed; this is a bug"
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer."""
+
+    error: str
+    detail: str
+
+
+_DESCRIPTIONS = {
+    401: "not authenticated: a missing, invalid, expired or revoked credential",
+    403: "forbidden, or a cookie-authenticated request from a disallowed Origin (`csrf`)",
+    404: "no such room, user or resource (another tenant's are exactly as missing)",
+    409: "conflict: it exists already, or an Idempotency-Key is in progress",
+    422: "the request is not valid (`validation_error`, `body_invalid`)",
+    429: "rate limited: retry after the `Retry-After` header",
+    503: "a backing service is briefly unavailable (`unavailable`): retry",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a router: what it answers besides success, in the error
+    shape (this also replaces FastAPI's default 422 body, which the server never sends)."""
+    return {s: {"model": ErrorOut, "description": _DESCRIPTIONS[s]} for s in statuses}
 
 
 def infrastructure_error(exc: BaseException) -> APIError | None:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from api.deps import CHECKED_INPUT, Accounts, AdminPrincipal, Broadcasts, CurrentPrincipal, Rooms
+from api.errors import error_responses
 from api.protocol import MAX_SEQ
 from api.protocol.server import iso
 from api.repository import UserRow
@@ -20,7 +21,11 @@ from api.schemas import (
     UserOut,
 )
 
-router = APIRouter(tags=["admin"], dependencies=CHECKED_INPUT)
+router = APIRouter(
+    tags=["admin"],
+    dependencies=CHECKED_INPUT,
+    responses=error_responses(401, 403, 404, 409, 422, 503),
+)
 
 
 @router.post("/admin/broadcast", response_model=BroadcastAccepted, status_code=202)

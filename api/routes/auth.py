@@ -5,11 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from api.deps import CHECKED_INPUT, Auth, CurrentPrincipal
+from api.errors import error_responses
 from api.schemas import LoginIn, MeOut, RefreshIn, TicketOut, TokenPair
 from api.sessions import AuthService, Issued
 from api.ws_auth import SESSION_COOKIE
 
-router = APIRouter(prefix="/auth", tags=["auth"], dependencies=CHECKED_INPUT)
+router = APIRouter(
+    prefix="/auth",
+    tags=["auth"],
+    dependencies=CHECKED_INPUT,
+    responses=error_responses(401, 403, 422, 429, 503),
+)
 
 
 def _pair(issued: Issued, response: Response, auth: AuthService) -> TokenPair:

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from api import asyncapi
 from api.deps import ServicesDep
-from api.errors import NotFound, error_response
+from api.errors import NotFound, error_response, error_responses
 from api.metrics import exposition
 
 router = APIRouter(tags=["operations"])
@@ -27,7 +27,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=error_responses(503))
 async def readyz(services: ServicesDep) -> JSONResponse:
     checks = {
         "database": "ok" if await services.db.ping() else "down",

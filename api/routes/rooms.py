@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from api.deps import CHECKED_INPUT, CurrentPrincipal, Rooms
-from api.errors import ValidationFailed
+from api.errors import ValidationFailed, error_responses
 from api.protocol import MAX_SEQ
 from api.protocol import server as frames
 from api.repository import RoomRow
@@ -22,7 +22,12 @@ from api.schemas import (
     RoomOut,
 )
 
-router = APIRouter(prefix="/rooms", tags=["rooms"], dependencies=CHECKED_INPUT)
+router = APIRouter(
+    prefix="/rooms",
+    tags=["rooms"],
+    dependencies=CHECKED_INPUT,
+    responses=error_responses(401, 403, 404, 409, 422, 429, 503),
+)
 SeqQuery = Annotated[int | None, Query(ge=0, le=MAX_SEQ)]
 
 

@@ -12,12 +12,16 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import CHECKED_INPUT, CurrentPrincipal, ServicesDep
-from api.errors import ValidationFailed
+from api.errors import ValidationFailed, error_responses
 from api.principal import Principal
 from api.protocol import MAX_SEQ, Close
 from api.protocol import server as frames
 
-router = APIRouter(tags=["rooms"], dependencies=CHECKED_INPUT)
+router = APIRouter(
+    tags=["rooms"],
+    dependencies=CHECKED_INPUT,
+    responses=error_responses(401, 403, 404, 422, 503),
+)
 # A comment line this often keeps proxies from closing a quiet stream.
 KEEPALIVE_SECONDS = 15.0
 _CLOSED = (-1, "")
