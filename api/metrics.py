@@ -31,6 +31,10 @@ PERSIST_BATCH = Histogram(
     "Messages per committed batch",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
+INVALID_UTF8_FRAMES = Counter(
+    "switchboard_invalid_utf8_frames_total",
+    "Text frames that were not UTF-8 (closed 1007; counted here instead of logged)",
+)
 SLOW_CONSUMERS = Counter(
     "switchboard_slow_consumers_total",
     "Connections closed with 1013 because their send queue overflowed",

@@ -1,8 +1,8 @@
-"""Keep credentials out of logs: the values of `token`, `ticket` and `access_token` query
-parameters are masked wherever uvicorn (or anyone) logs a path with its query string.
-
-Names are compared after percent-decoding, as the server itself reads them: `?%74oken=` is
-`token`, and a regex on the raw text would miss it.
+"""Log hygiene. Credentials stay out of logs: the values of `token`, `ticket` and
+`access_token` query parameters are masked wherever uvicorn (or anyone) logs a path with its
+query string; names are compared after percent-decoding, as the server itself reads them
+(`?%74oken=` is `token`, which a regex on the raw text would miss). And a client's protocol
+mistake is counted, not logged with a traceback: anyone could flood the log with them.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import re
 from urllib.parse import unquote_plus
+
+from api import metrics
 
 SECRET_PARAMS = frozenset({"token", "ticket", "access_token"})
 _QUERY = re.compile(r"\?([^\s\"'#]*)")
@@ -39,9 +41,24 @@ class RedactQueryFilter(logging.Filter):
         return True
 
 
+# uvicorn's WebSocket implementations log this with a traceback before closing 1007.
+INVALID_UTF8_MESSAGE = "Invalid UTF-8 sequence received from client."
+
+
+class ClientMistakeFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == INVALID_UTF8_MESSAGE:
+            metrics.INVALID_UTF8_FRAMES.inc()
+            return False
+        return True
+
+
 def install_log_redaction() -> None:
-    flt = RedactQueryFilter()
     for name in ("uvicorn.access", "uvicorn.error", "uvicorn", "switchboard"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactQueryFilter) for f in logger.filters):
-            logger.addFilter(flt)
+        _add_once(logging.getLogger(name), RedactQueryFilter())
+    _add_once(logging.getLogger("uvicorn.error"), ClientMistakeFilter())
+
+
+def _add_once(logger: logging.Logger, flt: logging.Filter) -> None:
+    if not any(type(f) is type(flt) for f in logger.filters):
+        logger.addFilter(flt)

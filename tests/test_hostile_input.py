@@ -4,7 +4,11 @@ without a close frame; each must be a clean 4xx, an `error` frame or a 1008."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -12,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jwt
+import pytest
 
 from tests.factories import Factory
 from tests.support import TEST_SECRET, LiveServer, close_of, recv, recv_type, send
@@ -201,3 +206,30 @@ def test_a_row_the_database_refuses_fails_alone(server: LiveServer, factory: Fac
     stored = [r[0].message for r in results if not isinstance(r, Exception)]
     assert [m.body for m in stored] == ["one", "two", "three", "four"]
     assert sorted(m.seq for m in stored) == [1, 2, 3, 4]  # no seq lost to the refused row
+
+
+def test_invalid_utf8_closes_1007_without_a_logged_traceback(
+    server: LiveServer, factory: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    acct = factory.account()
+    caplog.set_level(logging.DEBUG)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+        key = base64.b64encode(os.urandom(16)).decode()
+        raw.sendall(
+            f"GET /ws?token={acct.access_token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        assert raw.recv(4096).startswith(b"HTTP/1.1 101")
+        payload, mask = b"\xff\xfe", os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        raw.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        frames = b""
+        while b"\x88" not in frames:  # skip `ready`, find the close frame
+            chunk = raw.recv(4096)
+            assert chunk, "closed without a close frame"
+            frames += chunk
+        close = frames[frames.index(b"\x88") :]
+        assert int.from_bytes(close[2:4], "big") == 1007
+    # uvicorn logs before it sends the close frame: by now the record exists, or never will.
+    assert not [r for r in caplog.records if "UTF-8" in r.getMessage() or r.exc_info]
