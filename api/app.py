@@ -66,4 +66,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "access_log": settings.server.access_log,
         "proxy_headers": True,
         "timeout_graceful_shutdown": settings.server.graceful_shutdown_seconds,
+        # uvicorn's own protocols, plus an answer to every handshake and a header deadline.
+        "http": "api.transport:HttpProtocol",
+        "ws": "api.transport:WebSocketProtocol",
     }

@@ -233,3 +233,34 @@ def test_invalid_utf8_closes_1007_without_a_logged_traceback(
         assert int.from_bytes(close[2:4], "big") == 1007
     # uvicorn logs before it sends the close frame: by now the record exists, or never will.
     assert not [r for r in caplog.records if "UTF-8" in r.getMessage() or r.exc_info]
+
+
+def _raw_handshake(port: int, path: str, extra: str = "") -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        key = base64.b64encode(os.urandom(16)).decode()
+        raw.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n".encode()
+        )
+        return raw.recv(4096)  # socket.timeout here is the defect: no answer at all
+
+
+def test_every_websocket_handshake_gets_an_answer(server: LiveServer) -> None:
+    assert _raw_handshake(server.port, "/ws?token=" + "a" * 9000).startswith(b"HTTP/1.1 414")
+    big_header = "X-Big: " + "b" * 20000 + "\r\n"
+    assert _raw_handshake(server.port, "/ws", big_header).startswith(b"HTTP/1.1 431")
+    many = "".join(f"X-{i}: v\r\n" for i in range(200))
+    assert _raw_handshake(server.port, "/ws", many).startswith(b"HTTP/1.1 431")
+    assert _raw_handshake(server.port, "/ws?token=x").startswith(b"HTTP/1.1 101")
+
+
+def test_half_sent_headers_time_out(server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.transport import HttpProtocol
+
+    monkeypatch.setattr(HttpProtocol, "header_timeout", 0.5)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # ...and never the blank line
+        started = time.monotonic()
+        answer = raw.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 4
+        assert raw.recv(4096) == b""  # and closed

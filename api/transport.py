@@ -1,0 +1,88 @@
+"""uvicorn's protocols, with two answers they lack (issue 13, defect 9):
+
+- a WebSocket handshake that websockets cannot parse (a request line over 8 KiB, say a
+  long `?token=`; too many or too long headers) gets an HTTP answer (414, 431 or 400) and is
+  closed; uvicorn used to leave it open with no answer at all;
+- a client that never finishes its request headers is answered 408 and dropped after
+  `server.header_timeout_seconds` (a slowloris holds no connection forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import SecurityError
+from websockets.http11 import MAX_LINE_LENGTH
+
+HEADER_TIMEOUT_SECONDS = 10.0  # the default; uvicorn does not pass our settings to protocols
+
+
+def _http_answer(status: int, phrase: str, text: str) -> bytes:
+    body = text.encode()
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """Every handshake gets an answer."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head = b""  # the first bytes, until the handshake, to tell 414 from 431
+
+    def data_received(self, data: bytes) -> None:
+        if not self.handshake_initiated and len(self._head) <= MAX_LINE_LENGTH:
+            self._head += data[: MAX_LINE_LENGTH + 1]
+        super().data_received(data)
+        failure = self.conn.handshake_exc
+        if failure is not None and not self.handshake_initiated and not self.transport.is_closing():
+            self.transport.write(self._refusal(failure))
+            self.transport.close()
+
+    def _refusal(self, failure: BaseException) -> bytes:
+        cause = failure.__cause__ or failure
+        if isinstance(cause, SecurityError):
+            first_line = self._head.split(b"\r\n", 1)[0]
+            if len(first_line) > MAX_LINE_LENGTH:
+                return _http_answer(414, "URI Too Long", "the request line is too long")
+            return _http_answer(431, "Request Header Fields Too Large", "headers too large")
+        return _http_answer(400, "Bad Request", "not a valid WebSocket handshake")
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """A deadline for the first request's headers."""
+
+    header_timeout = HEADER_TIMEOUT_SECONDS
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_deadline: asyncio.TimerHandle | None = self.loop.call_later(
+            self.header_timeout, self._headers_too_slow
+        )
+
+    def on_headers_complete(self) -> None:
+        self._cancel_deadline()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def _cancel_deadline(self) -> None:
+        deadline = getattr(self, "_header_deadline", None)
+        if deadline is not None:
+            deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            self.transport.write(
+                _http_answer(408, "Request Timeout", "the request headers took too long")
+            )
+            self.transport.close()
