@@ -39,13 +39,18 @@ def ensure_database(settings: Settings) -> Settings:
     (including uvicorn's worker processes, through the environment)."""
     if settings.database.url:
         return settings
-    from api.embedded import start_embedded_postgres
+    from api.embedded import embedded_postgres_running, start_embedded_postgres, stop_on_sigterm
 
-    print(
-        f"No DATABASE_URL: starting embedded PostgreSQL under {settings.server.data_dir}",
-        file=sys.stderr,
-    )
-    os.environ["DATABASE_URL"] = start_embedded_postgres(settings.server.data_dir)
+    stop_on_sigterm()
+    data_dir = settings.server.data_dir
+    if embedded_postgres_running(data_dir):
+        print(
+            f"No DATABASE_URL: using the embedded PostgreSQL running under {data_dir}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"No DATABASE_URL: starting embedded PostgreSQL under {data_dir}", file=sys.stderr)
+    os.environ["DATABASE_URL"] = start_embedded_postgres(data_dir)
     return reload_settings()
 
 

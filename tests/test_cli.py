@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from websockets.sync.client import connect
 
 from tests.factories import Factory
 from tests.processes import free_port, wait_ready
-from tests.support import TEST_SECRET, LiveServer
+from tests.support import TEST_SECRET, LiveServer, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -222,3 +224,59 @@ def test_send_and_tail_through_the_python_client(
     assert refused.returncode == 1 and "login refused" in refused.stderr
     missing = run(None, "send", *who, "nowhere", "x", env=password)
     assert missing.returncode == 1 and "room_not_found" in missing.stderr
+
+
+def _postgres_of(pgdata: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if cmdline and cmdline[0].endswith("postgres") and str(pgdata) in " ".join(cmdline):
+            found.append(proc)
+    return found
+
+
+def test_embedded_postgres_never_outlives_serve(tmp_path: Path) -> None:
+    """SIGINT and SIGTERM stop the embedded PostgreSQL; after a SIGKILL (which cannot be
+    caught) the next start takes the leftover over, and its clean stop stops it."""
+    data_dir = tmp_path / "data"
+    pgdata = (data_dir / "pgdata").resolve()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "SWITCHBOARD_JWT_SECRET")
+    }
+    env.update({"SWITCHBOARD_SERVER__DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+    log = tmp_path / "serve.log"
+
+    def serve() -> subprocess.Popen[bytes]:
+        port = free_port()
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "serve", "--demo", "--port", str(port)],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_ready(f"http://127.0.0.1:{port}", proc, log, seconds=120)
+        assert _postgres_of(pgdata), "the embedded server runs"
+        return proc
+
+    try:
+        for how in (signal.SIGTERM, signal.SIGINT):
+            proc = serve()
+            proc.send_signal(how)
+            proc.wait(30)
+            eventually(lambda: not _postgres_of(pgdata), timeout=20)
+        proc = serve()
+        proc.kill()  # SIGKILL: the server is left behind, with a dead pid in its handle list
+        proc.wait(10)
+        assert _postgres_of(pgdata)
+        proc = serve()  # attaches to the leftover...
+        assert "using the embedded PostgreSQL running under" in log.read_text()
+        proc.send_signal(signal.SIGINT)  # ...and a clean stop stops it
+        proc.wait(30)
+        eventually(lambda: not _postgres_of(pgdata), timeout=20)
+    finally:  # whatever happened, leave no server behind
+        for leftover in _postgres_of(pgdata):
+            leftover.kill()
