@@ -65,6 +65,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "ws_per_message_deflate": False,
         "access_log": settings.server.access_log,
         "proxy_headers": True,
+        "forwarded_allow_ips": list(settings.server.forwarded_allow_ips),
+        "ssl_certfile": settings.server.ssl_certfile or None,
+        "ssl_keyfile": settings.server.ssl_keyfile or None,
         "timeout_graceful_shutdown": settings.server.graceful_shutdown_seconds,
         # uvicorn's own protocols, plus an answer to every handshake and a header deadline.
         "http": "api.transport:HttpProtocol",

@@ -101,7 +101,8 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 def cmd_create_tenant(args: argparse.Namespace) -> None:
     settings = ensure_database(get_settings())
     with_services(settings, lambda s: s.accounts.create_tenant(args.slug, args.name or args.slug))
-    print(args.slug)
+    print(f"created tenant {args.slug} ({args.name or args.slug})", file=sys.stderr)
+    print(args.slug)  # alone on stdout, for scripts
 
 
 def read_new_password(from_stdin: bool) -> tuple[str, bool]:
@@ -174,7 +175,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from api.app import server_options
 
-    settings = get_settings()
+    for option, env in (
+        (args.ssl_certfile, "SWITCHBOARD_SERVER__SSL_CERTFILE"),
+        (args.ssl_keyfile, "SWITCHBOARD_SERVER__SSL_KEYFILE"),
+    ):
+        if option:  # through the environment, so worker processes see it too
+            os.environ[env] = str(Path(option).resolve())
+    settings = reload_settings()
+    if settings.server.tls and not settings.server.ssl_keyfile:
+        raise CliError("--ssl-certfile needs --ssl-keyfile (or server.ssl_keyfile)")
     if args.demo and not settings.auth.jwt_secret.get_secret_value():
         os.environ["SWITCHBOARD_JWT_SECRET"] = demo_secret(settings)
         settings = reload_settings()
@@ -196,7 +205,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     port = args.port or settings.server.port
     if args.demo:
         creds = ensure_demo(settings)
-        print(f"\nSwitchboard demo: http://{host}:{port}/  (tenant: {DEMO_TENANT})")
+        scheme = "https" if settings.server.tls else "http"
+        print(f"\nSwitchboard demo: {scheme}://{host}:{port}/  (tenant: {DEMO_TENANT})")
         for username, role in DEMO_USERS:
             print(f"  {username:<6} {role:<7} password: {creds[username]}")
         print(flush=True)
@@ -225,8 +235,13 @@ def cmd_broadcast(args: argparse.Namespace) -> None:
         )
 
     answer = with_services(settings, work, relay=True)
-    recipients = answer["recipients"] if settings.broker.url else "see the server"
-    print(f"broadcast {answer['id']} sent (recipients: {recipients})")
+    if settings.broker.url:
+        print(f"broadcast {answer['id']} sent to {answer['recipients']} open connections")
+    else:  # the sockets live in the server process; it counts them as it delivers
+        print(
+            f"broadcast {answer['id']} stored and handed to the running server through "
+            "PostgreSQL (without Redis, only the server sees its open connections)"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,32 +249,43 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API (uvicorn)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--host", help="address to listen on (default: server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: server.port, 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default: 1; more than 1 needs REDIS_URL)",
+    )
     serve.add_argument(
         "--demo", action="store_true", help="create tenant demo with alice (admin) and bob (member)"
     )
+    serve.add_argument("--ssl-certfile", help="serve HTTPS/wss with this certificate (PEM)")
+    serve.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="alembic upgrade head").set_defaults(func=cmd_migrate)
 
     tenant = sub.add_parser("create-tenant", help="create a tenant")
-    tenant.add_argument("slug")
-    tenant.add_argument("--name")
+    tenant.add_argument("slug", help="lowercase letters, digits and '-'")
+    tenant.add_argument("--name", help="a display name (default: the slug)")
     tenant.set_defaults(func=cmd_create_tenant)
 
     user = sub.add_parser("create-user", help="create a user")
-    user.add_argument("--tenant", required=True)
+    user.add_argument("--tenant", required=True, help="the tenant's slug")
     user.add_argument("username")
-    user.add_argument("--admin", action="store_true")
-    user.add_argument("--password-stdin", action="store_true")
+    user.add_argument("--admin", action="store_true", help="role admin (default: member)")
+    user.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from stdin (default: generate one and print it)",
+    )
     user.set_defaults(func=cmd_create_user)
 
     bcast = sub.add_parser("broadcast", help="the same as POST /admin/broadcast")
-    bcast.add_argument("--tenant", required=True)
+    bcast.add_argument("--tenant", required=True, help="the tenant's slug")
     bcast.add_argument("--room", action="append", help="a room (repeatable); none = everyone")
-    bcast.add_argument("text")
+    bcast.add_argument("text", help="the announcement")
     bcast.set_defaults(func=cmd_broadcast)
 
     cli_client.add_commands(sub)

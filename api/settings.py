@@ -6,14 +6,16 @@ SWITCHBOARD_JWT_SECRET); every other key is SWITCHBOARD_<SECTION>__<KEY>.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -41,6 +43,28 @@ class ServerSettings(BaseModel):
     graceful_shutdown_seconds: float = _d(
         10.0, "on SIGTERM, how long open connections get to close before the process exits"
     )
+    ssl_certfile: str = _d("", "serve HTTPS and wss:// with this certificate (PEM); empty = off")
+    ssl_keyfile: str = _d("", "the certificate's private key (PEM)")
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = _d(
+        lambda: ["127.0.0.1"],
+        "proxies whose X-Forwarded-For/-Proto are trusted (addresses or networks; in the "
+        "environment a JSON list or a comma-separated string); the client address of login "
+        "throttling is the forwarded one only from these",
+    )
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.ssl_certfile)
 
 
 class DatabaseSettings(BaseModel):

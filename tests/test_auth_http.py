@@ -164,7 +164,7 @@ def forged(server: LiveServer, factory: Factory, **change: Any) -> tuple[str, st
     if drop:
         del claims[drop]
     if alg == "none":
-        return jwt.encode(claims, None, algorithm="none"), acct.access_token
+        return jwt.encode(claims, "", algorithm="none"), acct.access_token
     return jwt.encode(claims, key, algorithm=alg), acct.access_token
 
 

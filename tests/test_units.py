@@ -176,7 +176,7 @@ def test_token_codec_round_trip_and_rejections() -> None:
     payload = jwt.decode(token, options={"verify_signature": False})
     forged = [
         jwt.encode(payload, "another secret that is long enough!!", algorithm="HS256"),
-        jwt.encode(payload, None, algorithm="none"),
+        jwt.encode(payload, "", algorithm="none"),
         jwt.encode({**payload, "aud": "elsewhere"}, "k" * 40, algorithm="HS256"),
         jwt.encode({**payload, "typ": "refresh"}, "k" * 40, algorithm="HS256"),
         _codec(issuer="someone-else").issue(user_id=7, tenant_id=3, role="member", session_id=sid)[

@@ -18,7 +18,13 @@ router = APIRouter(
 )
 
 
-def _pair(issued: Issued, response: Response, auth: AuthService) -> TokenPair:
+def _secure(request: Request, auth: AuthService) -> bool:
+    """The session cookie is Secure when asked for, and always over HTTPS (served directly,
+    or behind a trusted proxy that says X-Forwarded-Proto: https)."""
+    return auth.settings.http.secure_cookies or request.url.scheme == "https"
+
+
+def _pair(issued: Issued, request: Request, response: Response, auth: AuthService) -> TokenPair:
     if issued.cookie is not None:
         response.set_cookie(
             SESSION_COOKIE,
@@ -27,7 +33,7 @@ def _pair(issued: Issued, response: Response, auth: AuthService) -> TokenPair:
             httponly=True,
             samesite="lax",
             path="/",
-            secure=auth.settings.http.secure_cookies,
+            secure=_secure(request, auth),
         )
     response.headers["Cache-Control"] = "no-store"
     return TokenPair(
@@ -39,18 +45,20 @@ def _pair(issued: Issued, response: Response, auth: AuthService) -> TokenPair:
 
 @router.post("/login", response_model=TokenPair)
 async def login(body: LoginIn, request: Request, response: Response, auth: Auth) -> TokenPair:
+    # uvicorn's proxy-headers middleware puts the forwarded address here, but only for
+    # requests from server.forwarded_allow_ips: a client cannot pick its throttling address.
     address = request.client.host if request.client else "unknown"
     issued = await auth.login(body.tenant, body.username, body.password, address)
-    return _pair(issued, response, auth)
+    return _pair(issued, request, response, auth)
 
 
 @router.post("/refresh", response_model=TokenPair)
-async def refresh(body: RefreshIn, response: Response, auth: Auth) -> TokenPair:
-    return _pair(await auth.refresh(body.refresh_token), response, auth)
+async def refresh(body: RefreshIn, request: Request, response: Response, auth: Auth) -> TokenPair:
+    return _pair(await auth.refresh(body.refresh_token), request, response, auth)
 
 
 @router.post("/logout", status_code=204)
-async def logout(principal: CurrentPrincipal, auth: Auth) -> Response:
+async def logout(principal: CurrentPrincipal, request: Request, auth: Auth) -> Response:
     await auth.logout(principal)
     response = Response(status_code=204)
     response.delete_cookie(
@@ -58,7 +66,7 @@ async def logout(principal: CurrentPrincipal, auth: Auth) -> Response:
         path="/",
         httponly=True,
         samesite="lax",
-        secure=auth.settings.http.secure_cookies,
+        secure=_secure(request, auth),
     )
     return response
 
