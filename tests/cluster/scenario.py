@@ -123,7 +123,7 @@ def run(work: Path, *, hold: float, settle: float, log: Callable[[str], None] = 
         time.sleep(settle)
         log(f"workload running: {workload.acked()} acks")
 
-        started = time.monotonic()
+        started, before = time.monotonic(), workload.acked()
         for app in apps:  # a rolling deploy: SIGTERM each app host in turn, restart it
             app.rolling_restart()
             time.sleep(settle / 2)
@@ -131,7 +131,7 @@ def run(work: Path, *, hold: float, settle: float, log: Callable[[str], None] = 
             Outcome(
                 "rolling deploy (SIGTERM, restart)",
                 time.monotonic() - started,
-                0,
+                workload.acked() - before,
                 _recovery(workload, time.monotonic()),
             )
         )
