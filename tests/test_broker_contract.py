@@ -4,6 +4,7 @@ test starts, so the machine's own is never touched)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,3 +74,48 @@ def test_presence_counts_users_and_connections(broker_url: str) -> None:
             await broker.stop()
 
     asyncio.run(main())
+
+
+def test_redis_commands_give_up_on_a_silent_network(tmp_path: Path) -> None:
+    """A partition: Redis stops answering on a connection that worked. A publish must fail
+    by itself (redis-py's timeout), never wait for TCP to give up: the persister, so every
+    acknowledgement on that worker, waits behind it."""
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    from api.broker.redis import RedisBroker
+
+    redis = RedisProcess(tmp_path).start()
+    silent = False
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not silent:  # partitioned: swallow everything, close nothing
+                writer.write(data)
+                await writer.drain()
+
+    async def main() -> None:
+        nonlocal silent
+
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", redis.port)
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+        server = await asyncio.start_server(relay, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        broker = RedisBroker(f"redis://127.0.0.1:{port}/0")
+        try:
+            await broker.publish("t:1:room:1", "before")  # the connection works
+            silent = True
+            with pytest.raises(RedisTimeout):  # redis-py's own timeout, not wait_for's
+                await asyncio.wait_for(broker.publish("t:1:room:1", "during"), 30)
+            assert not await broker.ping()
+        finally:
+            silent = False
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(broker.stop(), 10)
+            server.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        redis.stop()

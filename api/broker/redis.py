@@ -30,6 +30,11 @@ log = logging.getLogger("switchboard.broker.redis")
 PRESENCE_TTL = 10
 # A subscription Redis has not confirmed by then is retried on the next reconnect.
 SUBSCRIBE_TIMEOUT = 5.0
+# Commands (publish, presence, ping) give up after this long (redis-py's default is 5 s,
+# retried): over a partitioned network the persister waits on its publish, so every
+# acknowledgement on this worker waits too. A failed publish loses nothing: the message is
+# stored, and hubs catch up from PostgreSQL. (Pub/sub reads wait for messages regardless.)
+COMMAND_TIMEOUT = 2.0
 # The index of workers per presence key outlives any worker's hash; a day keeps it tidy.
 PRESENCE_INDEX_TTL = 86400
 
@@ -68,7 +73,12 @@ class RedisBroker(Broker):
     def __init__(self, url: str) -> None:
         self.url = url
         self.worker = secrets.token_hex(6)
-        self._redis: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+        self._redis: aioredis.Redis = aioredis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=COMMAND_TIMEOUT,
+            socket_connect_timeout=COMMAND_TIMEOUT,
+        )
         self._pubsub: Any = None
         self._channels: set[str] = set()
         self._confirm: dict[str, asyncio.Future[None]] = {}
