@@ -50,7 +50,8 @@ def run(
 
 def test_create_tenant_and_users(database_url: str) -> None:
     r = run(database_url, "create-tenant", "acme", "--name", "Acme Inc")
-    assert r.returncode == 0 and r.stdout.strip() == "acme"
+    assert r.returncode == 0 and r.stdout.strip() == "acme"  # the slug alone, for scripts
+    assert "created tenant acme (Acme Inc)" in r.stderr  # and what happened, for people
     r = run(database_url, "create-tenant", "acme")
     assert r.returncode == 1 and "already exists" in r.stderr
     r = run(database_url, "create-tenant", "Not A Slug")
@@ -280,3 +281,18 @@ def test_embedded_postgres_never_outlives_serve(tmp_path: Path) -> None:
     finally:  # whatever happened, leave no server behind
         for leftover in _postgres_of(pgdata):
             leftover.kill()
+
+
+def test_help_explains_every_option() -> None:
+    """Subcommand options used to have no help text and no defaults shown."""
+    for command, expected in (
+        ("serve", ["address to listen on", "default: 1", "--ssl-certfile"]),
+        ("create-user", ["the tenant's slug", "generate one and print it"]),
+        ("create-tenant", ["lowercase letters", "default: the slug"]),
+        ("broadcast", ["the tenant's slug", "none = everyone"]),
+        ("send", ["SWITCHBOARD_PASSWORD"]),
+    ):
+        r = run(None, command, "--help")
+        assert r.returncode == 0
+        for text in expected:
+            assert text in " ".join(r.stdout.split()), (command, text)
