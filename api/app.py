@@ -69,7 +69,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "ssl_certfile": settings.server.ssl_certfile or None,
         "ssl_keyfile": settings.server.ssl_keyfile or None,
         "timeout_graceful_shutdown": settings.server.graceful_shutdown_seconds,
-        # uvicorn's own protocols, plus an answer to every handshake and a header deadline.
+        # uvicorn's own protocols, plus an answer to every handshake, a header deadline and
+        # a clean close mid-message (docs/conformance.md: Autobahn passes).
         "http": "api.transport:HttpProtocol",
         "ws": "api.transport:WebSocketProtocol",
     }

@@ -1,4 +1,4 @@
-"""uvicorn's protocols, with two answers they lack (issue 13, defect 9):
+"""uvicorn's protocols, with what they lack (issue 13, defect 9, and RFC 6455 conformance):
 
 - a WebSocket handshake that websockets cannot parse (a request line over 8 KiB, say a
   long `?token=`; too many or too long headers) gets an HTTP answer (414, 431 or 400) and is
@@ -15,7 +15,9 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import SecurityError
+from websockets.frames import Frame, Opcode
 from websockets.http11 import MAX_LINE_LENGTH
+from websockets.server import ServerProtocol
 
 HEADER_TIMEOUT_SECONDS = 10.0  # the default; uvicorn does not pass our settings to protocols
 
@@ -28,11 +30,23 @@ def _http_answer(status: int, phrase: str, text: str) -> bytes:
     ).encode() + body
 
 
+class CloseMidMessage(ServerProtocol):
+    """websockets fails a close that arrives in the middle of a fragmented message with
+    1002; RFC 6455 only says the unfinished message is dropped, and the closing handshake
+    goes on normally (Autobahn case 7.1.5, which wsproto and legacy websockets pass)."""
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            self.current_size = None  # the unfinished message is dropped
+        super().recv_frame(frame)
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
-    """Every handshake gets an answer."""
+    """Every handshake gets an answer; a close mid-message is a normal close."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.conn.__class__ = CloseMidMessage  # same state, one method different
         self._head = b""  # the first bytes, until the handshake, to tell 414 from 431
 
     def data_received(self, data: bytes) -> None:
