@@ -3,6 +3,7 @@ With `serve --workers N`, PROMETHEUS_MULTIPROC_DIR is set and /metrics sums ever
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from prometheus_client import (
@@ -17,6 +18,12 @@ from prometheus_client import (
 CONNECTIONS = Gauge(
     "switchboard_connections",
     "Open authenticated WebSocket connections",
+    multiprocess_mode="livesum",
+)
+ASYNCIO_TASKS = Gauge(
+    "switchboard_asyncio_tasks",
+    "asyncio tasks alive in this process when scraped (a debug figure: the soak test checks "
+    "that it returns to its baseline, so no task leaks)",
     multiprocess_mode="livesum",
 )
 MESSAGES_IN = Counter("switchboard_messages_in_total", "Messages accepted and stored")
@@ -74,6 +81,11 @@ async def watch_loop_lag(interval: float = 0.01) -> None:
         due = loop.time() + interval
         await asyncio.sleep(interval)
         LOOP_LAG.observe(max(loop.time() - due, 0.0))
+
+
+def count_tasks() -> None:
+    """Refresh ASYNCIO_TASKS (called by /metrics on the event loop)."""
+    ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
 
 
 def exposition() -> bytes:

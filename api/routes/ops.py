@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from api import asyncapi
 from api.deps import ServicesDep
 from api.errors import NotFound, error_response, error_responses
-from api.metrics import exposition
+from api.metrics import count_tasks, exposition
 
 router = APIRouter(tags=["operations"])
 WEB_CLIENT_FILE = re.compile(r"[a-z]+\.js")
@@ -57,6 +57,7 @@ async def web_client(name: str) -> Response:
 
 @router.get("/metrics")
 async def metrics() -> Response:
+    count_tasks()
     return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
