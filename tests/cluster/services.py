@@ -251,7 +251,8 @@ class Balancer:
         self.work = work
         self.base_url = f"http://{host.address}:{LB_PORT}"
         servers = "\n".join(
-            f"    server {a.host.name} {a.host.address}:{APP_PORT} check inter 1s fall 2 rise 2 on-marked-down shutdown-sessions"
+            f"    server {a.host.name} {a.host.address}:{APP_PORT} "
+            "check inter 1s fall 2 rise 2 on-marked-down shutdown-sessions"
             for a in apps
         )
         (work / "haproxy.cfg").write_text(f"""
