@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from typing import Any
 
@@ -23,6 +24,9 @@ from api.protocol import server as frames
 from api.repository import RoomRow
 from api.send_queue import SendQueue
 
+# A socket with this many frames still to write is behind: signals to it are dropped.
+SIGNAL_BACKLOG = 64
+
 
 class Connection:
     __slots__ = (
@@ -31,6 +35,7 @@ class Connection:
         "closing",
         "principal",
         "queue",
+        "ref",
         "rooms",
         "session_id",
         "tenant_id",
@@ -49,6 +54,7 @@ class Connection:
         self.username = principal.username
         self.session_id = principal.session_id
         self.queue = SendQueue(queue_size)
+        self.ref = secrets.token_hex(8)
         self.rooms: dict[str, tuple[RoomRow, RoomFanout]] = {}
         self.closing: Close | None = None
         self.writer: asyncio.Task[None] | None = None
@@ -60,6 +66,13 @@ class Connection:
         if self.closing is None and not self.queue.put_nowait(text):
             metrics.SLOW_CONSUMERS.inc()
             self.close_soon(Close.SLOW_CONSUMER)
+
+    def offer(self, text: str) -> None:
+        if self.closing is None:
+            if len(self.queue) < SIGNAL_BACKLOG:
+                self.queue.put_nowait(text)
+            else:
+                metrics.SIGNALS_DROPPED.inc()
 
     async def push_wait(self, seq: int, text: str) -> None:
         """For history replay: wait for room in the queue instead of overflowing it."""

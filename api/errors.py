@@ -89,6 +89,10 @@ class UserNotFound(NotFound):
     code, detail = "user_not_found", "user not found"
 
 
+class MessageNotFound(NotFound):
+    code, detail = "message_not_found", "no message at that seq"
+
+
 class NotJoined(APIError):
     status, code, detail = 409, "not_joined", "join the room first"
 

@@ -33,8 +33,13 @@ class Subscriber(Protocol):
     username: str
     session_id: uuid.UUID
     counts_for_presence: bool
+    ref: str  # this subscriber, unique across workers (a signal skips its sender)
 
     def push(self, seq: int, text: str) -> None: ...
+
+    def offer(self, text: str) -> None:
+        """An ephemeral frame (a signal): dropped, not queued, when the subscriber is
+        behind."""
 
     async def push_wait(self, seq: int, text: str) -> None: ...
 
@@ -66,7 +71,7 @@ class RoomFanout:
         no repair is running yet (the caller starts one)."""
         event = events.decode(payload)
         if event.kind != events.MESSAGE:
-            self.deliver(0, event.text)
+            self.deliver_event(event)
             return False
         seq = event.seq
         if seq <= self.delivered or seq in self.held:
@@ -89,6 +94,27 @@ class RoomFanout:
             else:
                 pending.append((seq, text))
         metrics.MESSAGES_OUT.inc(len(self.members))
+
+    def deliver_event(self, event: events.Event) -> None:
+        """Presence to everyone; a signal to everyone live but its sender; a read position
+        to its user's connections, or to everyone in a private room."""
+        if event.kind == events.SIGNAL:
+            sender, frame = events.split_first(event)
+            for sub, pending in self.members.items():
+                if pending is None and sub.ref != sender:
+                    sub.offer(frame)
+        elif event.kind == events.READ:
+            user, rest = events.split_first(event)
+            everyone, _, frame = rest.partition(" ")
+            user_id = int(user)
+            for sub, pending in self.members.items():
+                if everyone == "1" or sub.user_id == user_id:
+                    if pending is None:
+                        sub.push(0, frame)
+                    else:
+                        pending.append((0, frame))
+        else:
+            self.deliver(0, event.text)
 
     def missing(self) -> tuple[int, int] | None:
         """The gap to read from Postgres, (after, upto), while messages are held."""

@@ -46,6 +46,9 @@ SLOW_CONSUMERS = Counter(
     "switchboard_slow_consumers_total",
     "Connections closed with 1013 because their send queue overflowed",
 )
+SIGNALS_DROPPED = Counter(
+    "switchboard_signals_dropped_total", "Signals not sent to a socket that was behind"
+)
 GAP_FILLS = Counter("switchboard_gap_fills_total", "Out-of-order seqs repaired from Postgres")
 BROKER_RECONNECTS = Counter("switchboard_broker_reconnects_total", "Broker reconnections")
 LOOP_LAG = Histogram(

@@ -131,9 +131,15 @@ class Room(Base):
     created_by: Mapped[int | None] = mapped_column(BigInteger)
     last_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     created_at: Mapped[datetime] = _now()
+    # "<lower user id>:<higher user id>" for a direct room: one room per pair, by constraint.
+    dm_key: Mapped[str | None] = mapped_column(String(64))
+    retention_days: Mapped[int | None] = mapped_column(Integer)  # None: the global setting
+    first_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="1")
     __table_args__ = (
         UniqueConstraint("tenant_id", "name"),
         UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "dm_key"),
+        CheckConstraint("retention_days IS NULL OR retention_days >= 0", name="retention_days"),
         ForeignKeyConstraint(
             ["tenant_id", "created_by"],
             ["app_user.tenant_id", "app_user.id"],
@@ -173,6 +179,9 @@ class Message(Base):
     kind: Mapped[str] = mapped_column(String(16), nullable=False, server_default="user")
     client_msg_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    target: Mapped[int | None] = mapped_column(BigInteger)  # the seq an edit/delete acts on
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (
         UniqueConstraint("room_id", "seq"),
         ForeignKeyConstraint(
@@ -191,7 +200,31 @@ class Message(Base):
             unique=True,
             postgresql_where=text("client_msg_id IS NOT NULL"),
         ),
-        CheckConstraint("kind IN ('user', 'broadcast')", name="kind"),
+        CheckConstraint("kind IN ('user', 'broadcast', 'edit', 'delete')", name="kind"),
+        CheckConstraint("(target IS NOT NULL) = (kind IN ('edit', 'delete'))", name="target"),
+        Index(
+            "ix_message_target", "room_id", "target", postgresql_where=text("target IS NOT NULL")
+        ),
+    )
+
+
+class ReadPosition(Base):
+    """How far a user has read a room (public rooms too, so it is not the membership)."""
+
+    __tablename__ = "read_position"
+    tenant_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    room_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_read: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    updated_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "room_id"], ["room.tenant_id", "room.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "user_id"], ["app_user.tenant_id", "app_user.id"], ondelete="CASCADE"
+        ),
+        Index("ix_read_position_user", "tenant_id", "user_id"),
     )
 
 

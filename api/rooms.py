@@ -15,7 +15,14 @@ from api.persister import Persister, Stored
 from api.principal import Principal
 from api.protocol import server as frames
 from api.ratelimit import TokenBuckets
-from api.repository import MessagePage, RoomRow, RoomWithMembers
+from api.repository import (
+    MessagePage,
+    ReadState,
+    RoomForUser,
+    RoomRow,
+    RoomWithMembers,
+    Tx,
+)
 from api.rules import is_room_name
 from api.settings import Settings
 
@@ -40,27 +47,53 @@ class RoomService:
             raise Conflict(f"room {name!r} already exists")
         return room
 
-    async def list_visible(self, p: Principal) -> list[RoomRow]:
+    async def list_visible(self, p: Principal, *, direct_only: bool = False) -> list[RoomForUser]:
+        """Every room the caller can see, with its read state: one query for any number."""
         async with self.db.tx(p.tenant_id) as tx:
-            return await tx.rooms.visible_to(p.user_id)
+            return await tx.reads.rooms_for(
+                p.user_id, self.settings.limits.unread_cap, direct_only=direct_only
+            )
 
-    async def get(self, p: Principal, name: str, *, create_missing: bool = False) -> RoomRow:
+    async def describe(self, p: Principal, name: str) -> RoomForUser:
+        """One room as the caller sees it (read state, the other member of a direct room)."""
+        async with self.db.tx(p.tenant_id) as tx:
+            room = await self._get(tx, p, name)
+            found = await tx.reads.rooms_for(
+                p.user_id, self.settings.limits.unread_cap, room_id=room.id
+            )
+        return found[0]
+
+    async def get(self, p: Principal, name: str) -> RoomRow:
+        async with self.db.tx(p.tenant_id) as tx:
+            return await self._get(tx, p, name)
+
+    async def _get(
+        self, tx: Tx, p: Principal, name: str, *, create_missing: bool = False
+    ) -> RoomRow:
         """The room if the caller may use it. Another tenant's room is exactly a missing one;
-        a private room of one's own tenant needs membership (admins see all)."""
+        a private room of one's own tenant needs membership (admins see all but direct
+        rooms, which are their two members' only)."""
         if not is_room_name(name):
             raise RoomNotFound()  # no room can have this name
-        async with self.db.tx(p.tenant_id) as tx:
-            room = await tx.rooms.by_name(name)
-            if room is None and create_missing:
-                room = await tx.rooms.create(name, False, p.user_id) or await tx.rooms.by_name(name)
-            if room is None:
-                raise RoomNotFound()
-            if room.private and not p.is_admin and not await tx.rooms.is_member(room.id, p.user_id):
-                raise Forbidden("this room is private")
+        room = await tx.rooms.by_name(name)
+        if room is None and create_missing:
+            room = await tx.rooms.create(name, False, p.user_id) or await tx.rooms.by_name(name)
+        if room is None:
+            raise RoomNotFound()
+        if (
+            room.private
+            and (room.is_direct or not p.is_admin)
+            and not await tx.rooms.is_member(room.id, p.user_id)
+        ):
+            raise Forbidden("this room is private")
         return room
 
-    async def get_for_join(self, p: Principal, name: str) -> RoomRow:
-        return await self.get(p, name, create_missing=self.settings.rooms.auto_create)
+    async def get_for_join(self, p: Principal, name: str) -> tuple[RoomRow, ReadState]:
+        """The room to join, and the joiner's read state in it (for `joined`)."""
+        async with self.db.tx(p.tenant_id) as tx:
+            room = await self._get(tx, p, name, create_missing=self.settings.rooms.auto_create)
+            read = await tx.reads.state(room.id, p.user_id, self.settings.limits.unread_cap)
+        return room, read
 
     async def by_names(self, tenant_id: int, names: list[str]) -> list[RoomRow]:
         """Every named room of the tenant (no access check: for admins and the CLI), or
@@ -76,6 +109,8 @@ class RoomService:
 
     async def _managed_room(self, p: Principal, name: str) -> RoomRow:
         room = await self.get(p, name)
+        if room.is_direct:
+            raise Forbidden("a direct room has exactly its two members")
         if not p.is_admin and room.created_by != p.user_id:
             raise Forbidden("only an admin or the room's creator can manage members")
         return room

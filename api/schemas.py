@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from api.protocol import ClientMsgId
+from api.protocol import MAX_SEQ, ClientMsgId
 from api.rules import RoomName, Username, check_new_password, check_password_length
 
 # A bound on the request field (422 above it); below it, anything that is not one of our
@@ -51,11 +51,49 @@ class RoomIn(BaseModel):
     private: bool = False
 
 
+class DirectWith(BaseModel):
+    with_: str = Field(alias="with", serialization_alias="with")
+
+
 class RoomOut(BaseModel):
     name: str
     private: bool
     created_at: datetime
     last_seq: int
+    first_seq: int = Field(1, description="the oldest seq still kept (retention)")
+    retention_days: int | None = Field(None, description="None: the server's setting")
+    last_read: int = 0
+    unread: int = Field(0, description="readable entries after last_read, up to a cap")
+    dm: DirectWith | None = Field(None, description="set for a direct room")
+
+
+class RoomPatchIn(BaseModel):
+    retention_days: int | None = Field(ge=0, le=36500)
+
+
+class DirectIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+
+
+class DirectOut(BaseModel):
+    name: str
+    with_: str = Field(alias="with", serialization_alias="with")
+    last_seq: int
+    last_read: int
+    unread: int
+
+
+class ReadIn(BaseModel):
+    seq: int = Field(ge=0, le=MAX_SEQ)
+
+
+class ReadOut(BaseModel):
+    room: str
+    last_read: int
+
+
+class EditIn(BaseModel):
+    body: str
 
 
 class AdminRoomOut(RoomOut):
@@ -77,8 +115,11 @@ class MessageOut(BaseModel):
     sender: str
     body: str
     ts: str
-    kind: Literal["user", "broadcast"]
+    kind: Literal["user", "broadcast", "edit", "delete"]
     client_msg_id: str | None = None
+    target: int | None = Field(None, description="the seq an `edit` or `delete` acts on")
+    edited_at: str | None = Field(None, description="a `user` message's last edit")
+    deleted: bool | None = Field(None, description="a deleted `user` message (body erased)")
 
 
 class HistoryOut(BaseModel):

@@ -9,18 +9,23 @@ from typing import Any
 
 from api import metrics
 from api.accounts import AccountService
+from api.amendments import AmendService
 from api.broadcasts import BroadcastService
 from api.broker import Broker, create_broker, tenant_channel
 from api.broker.memory import MemoryBroker
 from api.broker.relay import CHANNEL as RELAY_CHANNEL
 from api.broker.relay import RelayListener, RelayPublisher
 from api.db import Database, create_engine, db_role_settings
+from api.direct_rooms import DirectRoomService
 from api.hub import Hub
 from api.persister import Persister
+from api.reads import ReadService
+from api.retention import RetentionService
 from api.rooms import RoomService
 from api.security import PasswordHasher
 from api.sessions import AuthService
 from api.settings import Settings
+from api.signals import SignalService
 
 
 @dataclass
@@ -35,6 +40,11 @@ class Services:
     rooms: RoomService
     hub: Hub
     broadcasts: BroadcastService
+    direct: DirectRoomService
+    reads: ReadService
+    amend: AmendService
+    signals: SignalService
+    retention: RetentionService
     relay: RelayListener | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -88,6 +98,11 @@ class Services:
             rooms,
             hub,
             broadcasts,
+            DirectRoomService(db, rooms),
+            ReadService(db, broker),
+            AmendService(db, broker, rooms),
+            SignalService(broker, settings),
+            RetentionService(db, rooms, settings.retention),
             relay,
         )
 
@@ -106,6 +121,7 @@ class Services:
         if self.relay is not None:
             self.relay.start()
         self.background.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
+        self.background.append(asyncio.create_task(self.retention.run(), name="retention"))
 
     async def stop(self) -> None:
         """Stops whatever was started (a CLI command starts only the persister)."""

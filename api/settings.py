@@ -132,6 +132,16 @@ class LimitsSettings(BaseModel):
     login_failures_per_user: int = _d(5, "failed logins per user within the window")
     login_failures_per_address: int = _d(50, "failed logins per address within the window")
     login_window_seconds: int = _d(300, "the login throttle's window")
+    signal_bytes: int = _d(1024, "largest `data` of a signal frame, JSON-encoded")
+    signals_per_second: float = _d(20.0, "signals per user and worker (a bucket of its own)")
+    signal_burst: int = _d(40, "the signal token bucket's size")
+    unread_cap: int = _d(999, "unread counts stop here", ge=1)
+
+
+class RetentionSettings(BaseModel):
+    max_age_days: int = _d(0, "delete entries older than this; 0 = keep forever", ge=0)
+    interval_seconds: float = _d(3600.0, "how often the pruner runs", gt=0)
+    batch_size: int = _d(500, "entries deleted per short transaction", ge=1)
 
 
 class PersisterSettings(BaseModel):
@@ -177,6 +187,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     persister: PersisterSettings = Field(default_factory=PersisterSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -77,6 +77,7 @@ def make_server(database_url: str) -> Iterator[Any]:
 
 TABLES = (
     "ws_ticket",
+    "read_position",
     "message",
     "membership",
     "room",

@@ -21,7 +21,9 @@ from api.protocol.schema import (
     MessageFrame,
     PongFrame,
     PresenceFrame,
+    ReadFrame,
     ReadyFrame,
+    SignalFrame,
 )
 from api.repository import MessageRow
 from tests.support import LiveServer
@@ -29,13 +31,20 @@ from tests.support import LiveServer
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime.now(UTC)
 MESSAGE = MessageRow("general", 7, "alice", "hi", NOW, "user", "c-1")
+EDIT = MessageRow("general", 8, "alice", "hello", NOW, "edit", None, target=7)
+EDITED = MessageRow("general", 7, "alice", "", NOW, "user", None, edited_at=NOW, deleted=True)
 
 
 @pytest.mark.parametrize(
     ("encoded", "model"),
     [
         (frames.ready(user="u", tenant="t", role="admin", expires_at=1), ReadyFrame),
-        (frames.joined("general", 3, 2), JoinedFrame),
+        (frames.joined("general", 3, 2, last_read=1, unread=2), JoinedFrame),
+        (frames.joined("general", 3, 2, last_read=0, unread=2, first_seq=2), JoinedFrame),
+        (frames.message(EDIT), MessageFrame),
+        (frames.message(EDITED), MessageFrame),
+        (frames.signal("general", "bob", {"typing": True}), SignalFrame),
+        (frames.read("general", "bob", 3), ReadFrame),
         (frames.left("general"), LeftFrame),
         (frames.left("general", reason="removed"), LeftFrame),
         (frames.ack("general", 3, "c-1", ref="r"), AckFrame),

@@ -39,14 +39,18 @@ class Recorder:
 
     counts_for_presence = False
 
-    def __init__(self) -> None:
-        self.tenant_id, self.user_id, self.username = 1, 1, "u"
+    def __init__(self, user_id: int = 1, ref: str = "r1") -> None:
+        self.tenant_id, self.user_id, self.username = 1, user_id, "u"
+        self.ref = ref
         self.session_id = uuid.uuid4()
         self.got: list[tuple[int, str]] = []
         self.closed: Close | None = None
 
     def push(self, seq: int, text: str) -> None:
         self.got.append((seq, text))
+
+    def offer(self, text: str) -> None:
+        self.got.append((-1, text))
 
     async def push_wait(self, seq: int, text: str) -> None:
         self.got.append((seq, text))

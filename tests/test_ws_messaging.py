@@ -125,7 +125,14 @@ def test_join_reports_last_seq_and_online(server: LiveServer, factory: Factory) 
         recv(ws)
         send(ws, type="join", room="general")
         frame = recv(ws)
-        assert frame == {"type": "joined", "room": "general", "seq": 3, "online": 2}
+        assert frame == {
+            "type": "joined",
+            "room": "general",
+            "seq": 3,
+            "online": 2,
+            "last_read": 0,
+            "unread": 3,
+        }
         presence = presence_of(a, bob.username)
         assert presence == {
             "type": "presence",
@@ -241,7 +248,14 @@ def test_auto_join_path_and_auto_create(make_server: Any, factory: Factory) -> N
     acct = factory.account(server=live)
     with live.ws(f"/ws/rooms/lobby?token={acct.access_token}") as ws:
         assert recv(ws)["type"] == "ready"
-        assert recv_type(ws, "joined") == {"type": "joined", "room": "lobby", "seq": 0, "online": 1}
+        assert recv_type(ws, "joined") == {
+            "type": "joined",
+            "room": "lobby",
+            "seq": 0,
+            "online": 1,
+            "last_read": 0,
+            "unread": 0,
+        }
     with live.ws(f"/ws/rooms/Bad%20Name?token={acct.access_token}") as ws:
         recv(ws)
         assert recv_type(ws, "error")["code"] == "room_not_found"

@@ -55,8 +55,50 @@ class PingFrame(_Frame):
     type: Literal["ping"]
 
 
+class SignalFrame(_Frame):
+    """An ephemeral event (typing, a cursor) for the room's other connections: never stored."""
+
+    type: Literal["signal"]
+    room: RoomRef
+    data: Any = None
+
+
+class ReadFrame(_Frame):
+    """Move this user's read position in a room forward to `seq`."""
+
+    type: Literal["read"]
+    room: RoomRef
+    seq: Seq
+
+
+class EditFrame(_Frame):
+    """Replace the body of one's own message: stored as the room's next entry."""
+
+    type: Literal["edit"]
+    room: RoomRef
+    seq: Annotated[int, Field(ge=1, le=MAX_SEQ)]
+    body: Any = None  # checked by the room service, as for `send`
+
+
+class DeleteFrame(_Frame):
+    """Delete a message (its sender, or an admin): stored as the room's next entry."""
+
+    type: Literal["delete"]
+    room: RoomRef
+    seq: Annotated[int, Field(ge=1, le=MAX_SEQ)]
+
+
 ClientFrame = Annotated[
-    AuthFrame | JoinFrame | LeaveFrame | SendFrame | PingFrame, Field(discriminator="type")
+    AuthFrame
+    | JoinFrame
+    | LeaveFrame
+    | SendFrame
+    | PingFrame
+    | SignalFrame
+    | ReadFrame
+    | EditFrame
+    | DeleteFrame,
+    Field(discriminator="type"),
 ]
 client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 
@@ -77,7 +119,7 @@ def decode_client_frame(text: str) -> ClientFrame:
     except ValidationError as exc:
         raise FrameRejected(*_describe(exc)) from None
     if json_may_hold_unstorable_text(text) and has_unstorable_text(frame.model_dump()):
-        code = "body_invalid" if isinstance(frame, SendFrame) else "invalid_frame"
+        code = "body_invalid" if isinstance(frame, SendFrame | EditFrame) else "invalid_frame"
         raise FrameRejected(code, UNSTORABLE_TEXT, frame.ref)
     return frame
 

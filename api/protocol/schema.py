@@ -4,7 +4,7 @@ two cannot drift apart."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,14 @@ class JoinedFrame(_ServerFrame):
     room: str
     seq: int = Field(description="The room's last seq when joined; a replay ends here.")
     online: int
+    last_read: int = Field(description="This user's read position in the room.")
+    unread: int = Field(description="`user`/`broadcast` entries after last_read (capped).")
+    truncated: Literal[True] | None = Field(
+        default=None, description="The `since` asked for entries retention has deleted."
+    )
+    first_seq: int | None = Field(
+        default=None, description="With truncated: the oldest entry kept; the replay starts here."
+    )
 
 
 class LeftFrame(_ServerFrame):
@@ -53,8 +61,32 @@ class MessageFrame(_ServerFrame):
     sender: str
     body: str
     ts: str = Field(description="ISO 8601, UTC.")
-    kind: Literal["user", "broadcast"]
+    kind: Literal["user", "broadcast", "edit", "delete"]
     client_msg_id: str | None = None
+    target: int | None = Field(default=None, description="The seq an edit or delete acts on.")
+    edited_at: str | None = Field(default=None, description="A user message's last edit.")
+    deleted: Literal[True] | None = Field(
+        default=None, description="A deleted user message (its body is erased)."
+    )
+
+
+class SignalFrame(_ServerFrame):
+    """An ephemeral event from another connection in the room: never stored or replayed."""
+
+    type: Literal["signal"]
+    room: str
+    user: str
+    data: Any
+
+
+class ReadFrame(_ServerFrame):
+    """A read position moved: this user's own (other devices), or, in a private room, another
+    member's (a read receipt)."""
+
+    type: Literal["read"]
+    room: str
+    user: str
+    seq: int
 
 
 class PresenceFrame(_ServerFrame):
@@ -91,6 +123,8 @@ SERVER_FRAMES: tuple[type[_ServerFrame], ...] = (
     AckFrame,
     MessageFrame,
     PresenceFrame,
+    SignalFrame,
+    ReadFrame,
     BroadcastFrame,
     PongFrame,
     ErrorFrame,

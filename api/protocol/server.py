@@ -30,6 +30,12 @@ class MessageLike(Protocol):
     def kind(self) -> str: ...
     @property
     def client_msg_id(self) -> str | None: ...
+    @property
+    def target(self) -> int | None: ...
+    @property
+    def edited_at(self) -> datetime | None: ...
+    @property
+    def deleted(self) -> bool: ...
 
 
 def iso(ts: datetime) -> str:
@@ -37,12 +43,14 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def encode(frame: dict[str, Any]) -> str:
+def encode(frame: Any) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
 def message_dict(m: MessageLike) -> dict[str, Any]:
-    """The contract's message object: the same over HTTP, SSE and the WebSocket."""
+    """The contract's message object: the same over HTTP, SSE and the WebSocket. An `edit`
+    or `delete` entry names its `target` (a delete's body is empty); a `user` message shows its
+    current state (`edited_at`, or `deleted` with its body erased)."""
     out: dict[str, Any] = {
         "room": m.room,
         "seq": m.seq,
@@ -53,6 +61,12 @@ def message_dict(m: MessageLike) -> dict[str, Any]:
     }
     if m.client_msg_id is not None:
         out["client_msg_id"] = m.client_msg_id
+    if m.target is not None:
+        out["target"] = m.target
+    if m.edited_at is not None:
+        out["edited_at"] = iso(m.edited_at)
+    if m.deleted:
+        out["deleted"] = True
     return out
 
 
@@ -73,8 +87,29 @@ def ready(*, user: str, tenant: str, role: str, expires_at: int) -> str:
     )
 
 
-def joined(room: str, seq: int, online: int) -> str:
-    return encode({"type": "joined", "room": room, "seq": seq, "online": online})
+def joined(
+    room: str,
+    seq: int,
+    online: int,
+    *,
+    last_read: int,
+    unread: int,
+    first_seq: int | None = None,
+) -> str:
+    """`first_seq` is given when the requested `since` is older than what is kept: the
+    frame then says `truncated` and the replay starts at `first_seq`."""
+    frame: dict[str, Any] = {
+        "type": "joined",
+        "room": room,
+        "seq": seq,
+        "online": online,
+        "last_read": last_read,
+        "unread": unread,
+    }
+    if first_seq is not None:
+        frame["truncated"] = True
+        frame["first_seq"] = first_seq
+    return encode(frame)
 
 
 def left(room: str, reason: str | None = None) -> str:
@@ -103,6 +138,14 @@ def presence(room: str, user: str, event: PresenceEvent, online: int) -> str:
     return encode(
         {"type": "presence", "room": room, "user": user, "event": event, "online": online}
     )
+
+
+def signal(room: str, user: str, data: Any) -> str:
+    return encode({"type": "signal", "room": room, "user": user, "data": data})
+
+
+def read(room: str, user: str, seq: int) -> str:
+    return encode({"type": "read", "room": room, "user": user, "seq": seq})
 
 
 def broadcast(broadcast_id: int, body: str, ts: datetime) -> str:

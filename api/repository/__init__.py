@@ -17,6 +17,8 @@ from api.repository.broadcasts import BroadcastRepo
 from api.repository.idempotency import IdempotencyRepo
 from api.repository.message_store import MessageStore
 from api.repository.messages import MessageRepo
+from api.repository.reads import ReadRepo
+from api.repository.retention import RetentionRepo
 from api.repository.rooms import RoomRepo
 from api.repository.rows import (
     BroadcastPage,
@@ -26,7 +28,9 @@ from api.repository.rows import (
     MessageKind,
     MessagePage,
     MessageRow,
+    ReadState,
     Role,
+    RoomForUser,
     RoomRow,
     RoomWithMembers,
     SessionView,
@@ -81,6 +85,14 @@ class Tx:
         return MessageRepo(self.conn, self.tenant_id)
 
     @cached_property
+    def reads(self) -> ReadRepo:
+        return ReadRepo(self.conn, self.tenant_id)
+
+    @cached_property
+    def retention(self) -> RetentionRepo:
+        return RetentionRepo(self.conn, self.tenant_id)
+
+    @cached_property
     def broadcasts(self) -> BroadcastRepo:
         return BroadcastRepo(self.conn, self.tenant_id)
 
@@ -98,7 +110,9 @@ __all__ = [
     "MessagePage",
     "MessageRow",
     "MessageStore",
+    "ReadState",
     "Role",
+    "RoomForUser",
     "RoomRow",
     "RoomWithMembers",
     "SessionView",

@@ -22,6 +22,9 @@ class TenantRepo(Repo):
         tenant_id = found.scalar_one_or_none()
         return None if tenant_id is None else int(tenant_id)
 
+    async def all_ids(self) -> list[int]:
+        return [int(t) for t in (await self.conn.execute(select(tenant_t.c.id))).scalars()]
+
 
 class UserRepo(Repo):
     async def create(self, username: str, password_hash: str, role: str) -> UserRow:

@@ -1,8 +1,8 @@
 """The persister's hot path, on the raw asyncpg connection.
 
 A batch costs one script (BEGIN, tenant stamp, row locks in id order), one statement per
-tenant that advances each room's last_seq and inserts every row, and COMMIT, however many
-rooms it touches.
+tenant that advances each room's last_seq, inserts every row and moves the senders' read
+positions, and COMMIT, however many rooms it touches.
 """
 
 from __future__ import annotations
@@ -32,13 +32,21 @@ WITH msgs AS (
            b.base + row_number() OVER (PARTITION BY m.room_id ORDER BY m.ord),
            m.sender_id, m.sender, m.body, m.kind, m.client_msg_id, $8
     FROM msgs m JOIN bumped b ON b.id = m.room_id
+    RETURNING room_id, sender_id, seq
+), sender_read AS (
+    -- sending moves the sender's read position to its message (it only moves forward)
+    INSERT INTO read_position (tenant_id, room_id, user_id, last_read)
+    SELECT $1, room_id, sender_id, max(seq) FROM inserted WHERE sender_id IS NOT NULL
+    GROUP BY room_id, sender_id
+    ON CONFLICT (tenant_id, room_id, user_id) DO UPDATE
+    SET last_read = GREATEST(read_position.last_read, EXCLUDED.last_read), updated_at = now()
 )
 SELECT id, base FROM bumped
 """
 
 _EXISTING = """
 SELECT m.sender_id, m.client_msg_id, m.room_id, m.seq, m.sender, m.body, m.kind,
-       m.created_at, r.name AS room_name
+       m.created_at, m.target, m.edited_at, m.deleted_at, r.name AS room_name
 FROM message m JOIN room r ON r.tenant_id = m.tenant_id AND r.id = m.room_id
 WHERE m.tenant_id = $1 AND (m.sender_id, m.client_msg_id) IN
       (SELECT * FROM unnest($2::bigint[], $3::text[]))

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from api.repository.base import Repo, member_t, room_t
 from api.repository.rows import RoomRow, RoomWithMembers, room_row
+
+
+def dm_key(user_id: int, other_id: int) -> str:
+    """The same key whichever of the two asks."""
+    low, high = sorted((user_id, other_id))
+    return f"{low}:{high}"
 
 
 class RoomRepo(Repo):
@@ -25,6 +31,49 @@ class RoomRepo(Repo):
             await self.add_member(row.id, created_by)
         return room_row(row) if row else None
 
+    async def create_direct(
+        self, name: str, user_id: int, other_id: int
+    ) -> tuple[RoomRow, bool] | None:
+        """The direct room of two users: (room, created). Two simultaneous calls for one pair
+        meet at the (tenant_id, dm_key) constraint, and the second finds the first's room.
+        None when `name` is taken by another room (the caller picks another name)."""
+        key = dm_key(user_id, other_id)
+        row = (
+            await self.conn.execute(
+                pg_insert(room_t)
+                .values(
+                    tenant_id=self.tenant_id,
+                    name=name,
+                    private=True,
+                    created_by=user_id,
+                    dm_key=key,
+                )
+                .on_conflict_do_nothing()
+                .returning(*room_t.c)
+            )
+        ).one_or_none()
+        if row is not None:
+            await self.add_member(row.id, user_id)
+            await self.add_member(row.id, other_id)
+            return room_row(row), True
+        found = (
+            await self.conn.execute(
+                select(room_t).where(room_t.c.tenant_id == self.tenant_id, room_t.c.dm_key == key)
+            )
+        ).one_or_none()
+        return (room_row(found), False) if found else None
+
+    async def set_retention(self, room_id: int, days: int | None) -> RoomRow:
+        row = (
+            await self.conn.execute(
+                update(room_t)
+                .where(room_t.c.tenant_id == self.tenant_id, room_t.c.id == room_id)
+                .values(retention_days=days)
+                .returning(*room_t.c)
+            )
+        ).one()
+        return room_row(row)
+
     async def by_name(self, name: str) -> RoomRow | None:
         row = (
             await self.conn.execute(
@@ -40,26 +89,6 @@ class RoomRepo(Repo):
             )
         )
         return int(found.scalar_one())
-
-    async def visible_to(self, user_id: int) -> list[RoomRow]:
-        """Public rooms, and private ones the user is a member of."""
-        is_member = (
-            select(member_t.c.room_id)
-            .where(
-                member_t.c.tenant_id == self.tenant_id,
-                member_t.c.room_id == room_t.c.id,
-                member_t.c.user_id == user_id,
-            )
-            .exists()
-        )
-        rows = await self.conn.execute(
-            select(room_t)
-            .where(
-                room_t.c.tenant_id == self.tenant_id, or_(room_t.c.private.is_(False), is_member)
-            )
-            .order_by(room_t.c.name)
-        )
-        return [room_row(r) for r in rows]
 
     async def with_member_counts(self) -> list[RoomWithMembers]:
         members = (

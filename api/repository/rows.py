@@ -17,6 +17,12 @@ class Role(StrEnum):
 class MessageKind(StrEnum):
     USER = "user"
     BROADCAST = "broadcast"
+    EDIT = "edit"  # an entry that replaces the body of `target`
+    DELETE = "delete"  # an entry that erases `target`
+
+
+# The kinds that are messages to read (the others act on one): what `unread` counts.
+READABLE_KINDS = (MessageKind.USER.value, MessageKind.BROADCAST.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,30 @@ class RoomRow:
     created_by: int | None
     created_at: datetime
     last_seq: int
+    first_seq: int = 1  # the oldest seq still kept (retention)
+    retention_days: int | None = None  # None: the global setting
+    dm_key: str | None = None  # set for a direct room
+
+    @property
+    def is_direct(self) -> bool:
+        return self.dm_key is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """A user's place in a room: the read position and what is unread after it (capped)."""
+
+    last_read: int
+    unread: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomForUser:
+    """A room as one user sees it in a listing."""
+
+    room: RoomRow
+    read: ReadState
+    dm_with: str | None  # the other member's username, for a direct room
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +111,9 @@ class MessageRow:
     ts: datetime
     kind: str
     client_msg_id: str | None
+    target: int | None = None  # for `edit` and `delete` entries
+    edited_at: datetime | None = None  # a `user` message's last edit
+    deleted: bool = False  # a `user` message that was deleted (its body is erased)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +166,16 @@ def user_row(row: Any) -> UserRow:
 
 def room_row(row: Any) -> RoomRow:
     return RoomRow(
-        row.id, row.tenant_id, row.name, row.private, row.created_by, row.created_at, row.last_seq
+        row.id,
+        row.tenant_id,
+        row.name,
+        row.private,
+        row.created_by,
+        row.created_at,
+        row.last_seq,
+        row.first_seq,
+        row.retention_days,
+        row.dm_key,
     )
 
 
@@ -147,6 +189,9 @@ def message_row(room_name: str, row: Any) -> MessageRow:
         row["created_at"],
         row["kind"],
         row["client_msg_id"],
+        row["target"],
+        row["edited_at"],
+        row["deleted_at"] is not None,
     )
 
 

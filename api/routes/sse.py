@@ -29,6 +29,7 @@ _CLOSED = (-1, "")
 
 class SseSubscriber:
     counts_for_presence = False
+    ref = "sse"  # never a signal's sender: SSE streams only read
 
     def __init__(self, principal: Principal, queue_size: int) -> None:
         self.tenant_id = principal.tenant_id
@@ -45,6 +46,9 @@ class SseSubscriber:
             self.queue.put_nowait((seq, text))
         except asyncio.QueueFull:
             self.close_soon(Close.SLOW_CONSUMER)  # the browser reconnects with Last-Event-ID
+
+    def offer(self, text: str) -> None:
+        """Signals are not part of the message stream."""
 
     async def push_wait(self, seq: int, text: str) -> None:
         if not self.closed:

@@ -24,14 +24,19 @@ from api.protocol import (
     AuthFrame,
     ClientFrame,
     Close,
+    DeleteFrame,
+    EditFrame,
     FrameRejected,
     JoinFrame,
     LeaveFrame,
     PingFrame,
+    ReadFrame,
     SendFrame,
+    SignalFrame,
     decode_client_frame,
 )
 from api.protocol import server as frames
+from api.repository import MessageRow, RoomRow
 from api.services import Services
 from api.ws_auth import ClientGone, WsAuthFailed, auth_close, authenticate_websocket
 
@@ -158,19 +163,40 @@ class FrameHandler:
             await self.on_join(frame)
         elif isinstance(frame, LeaveFrame):
             await self.on_leave(frame)
+        elif isinstance(frame, SignalFrame):
+            await self.s.signals.send(
+                self.conn.principal, self.joined(frame.room), self.conn.ref, frame.data
+            )
+        elif isinstance(frame, ReadFrame):
+            await self.on_read(frame)
+        elif isinstance(frame, EditFrame):
+            room = self.joined(frame.room)
+            self.acked(
+                frame, await self.s.amend.edit(self.conn.principal, room, frame.seq, frame.body)
+            )
+        elif isinstance(frame, DeleteFrame):
+            room = self.joined(frame.room)
+            self.acked(frame, await self.s.amend.delete(self.conn.principal, room, frame.seq))
         elif isinstance(frame, AuthFrame):
             await self.on_auth(frame)
         else:
             assert_never(frame)
 
+    def joined(self, name: str) -> RoomRow:
+        """A room this socket has joined (its access was checked at the join)."""
+        joined = self.conn.rooms.get(name)
+        if joined is None:
+            raise NotJoined(f"join {name!r} first")
+        return joined[0]
+
+    def acked(self, frame: EditFrame | DeleteFrame, entry: MessageRow) -> None:
+        self.conn.push(0, frames.ack(entry.room, entry.seq, None, frame.ref))
+
     async def on_send(self, frame: SendFrame) -> None:
         """Validated now; stored by the persister while this socket goes on reading, so one
         client's burst shares group commits. Acks follow in send order."""
-        joined = self.conn.rooms.get(frame.room)
-        if joined is None:
-            raise NotJoined(f"join {frame.room!r} before sending to it")
         future = self.s.rooms.enqueue_post(
-            self.conn.principal, joined[0], frame.body, frame.client_msg_id
+            self.conn.principal, self.joined(frame.room), frame.body, frame.client_msg_id
         )
         self.inflight += 1
         future.add_done_callback(lambda f: self.on_stored(frame, f))
@@ -205,10 +231,19 @@ class FrameHandler:
             and len(conn.rooms) >= self.s.settings.limits.rooms_per_socket
         ):
             raise LimitExceeded("this socket has joined the maximum number of rooms")
-        room = await self.s.rooms.get_for_join(conn.principal, frame.room)
+        room, read = await self.s.rooms.get_for_join(conn.principal, frame.room)
+        # A `since` older than what retention kept: say so, and replay from what is left.
+        truncated = frame.since is not None and frame.since < room.first_seq - 1
 
         def joined(seq: int, online: int) -> str:
-            return frames.joined(room.name, seq, online)
+            return frames.joined(
+                room.name,
+                seq,
+                online,
+                last_read=read.last_read,
+                unread=read.unread,
+                first_seq=room.first_seq if truncated else None,
+            )
 
         fan = await self.s.hub.join(conn, room.tenant_id, room.id, room.name, frame.since, joined)
         conn.rooms[room.name] = (room, fan)
@@ -219,6 +254,14 @@ class FrameHandler:
             raise NotJoined(f"not in room {frame.room!r}")
         await self.s.hub.leave(self.conn, joined[1])
         self.conn.push(0, frames.left(frame.room))
+
+    async def on_read(self, frame: ReadFrame) -> None:
+        """Joined or not (a client may clear a badge without joining): access is checked."""
+        joined = self.conn.rooms.get(frame.room)
+        room = joined[0] if joined else await self.s.rooms.get(self.conn.principal, frame.room)
+        last_read, moved = await self.s.reads.advance(self.conn.principal, room, frame.seq)
+        if not moved:  # nothing to announce: answer this socket with where it stands
+            await self.reply(frames.read(room.name, self.conn.username, last_read))
 
     async def on_auth(self, frame: AuthFrame) -> None:
         """Re-authentication on a live socket: same user, new expiry. A bad token closes
