@@ -7,7 +7,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -144,3 +145,15 @@ def close_of(ws: ClientConnection, timeout: float = 5) -> tuple[int | None, str 
     except TimeoutError:
         pass
     raise AssertionError("the server did not close the socket")
+
+
+@contextmanager
+def joined(
+    server: LiveServer, acct: Any, room: str = "general", **extra: Any
+) -> Iterator[ClientConnection]:
+    with server.ws(f"/ws?token={acct.access_token}") as ws:
+        assert recv(ws)["type"] == "ready"
+        send(ws, type="join", room=room, **extra)
+        frame = recv(ws)
+        assert frame["type"] == "joined", frame
+        yield ws

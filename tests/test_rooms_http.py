@@ -188,3 +188,20 @@ def test_sse_stream_and_resume(server: LiveServer, factory: Factory) -> None:
     with server.http() as client:
         r = client.get("/rooms/general/events", headers={**acct.headers, "Last-Event-ID": "x"})
         assert r.status_code == 422
+
+
+def test_sse_resume_longer_than_the_queue(make_server: Any, factory: Factory) -> None:
+    """The replay is drained while it is read: before, a resume of more messages than the
+    subscriber's queue waited forever for room."""
+    live = make_server(ws={"send_queue_size": 8})
+    acct = factory.account(server=live)
+    with live.http() as client:
+        client.post("/rooms", json={"name": "general"}, headers=acct.headers)
+    post_many(live, acct, 30)
+    headers = {**acct.headers, "Last-Event-ID": "0"}
+    with (
+        live.http() as client,
+        client.stream("GET", "/rooms/general/events", headers=headers) as response,
+    ):
+        events = read_sse(response, 30)
+    assert [int(e["id"]) for e in events] == list(range(1, 31))

@@ -7,26 +7,12 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from websockets.sync.client import ClientConnection
 
-from tests.factories import Account, Factory
-from tests.support import LiveServer, close_of, recv, recv_type, send
-
-
-@contextmanager
-def joined(
-    server: LiveServer, acct: Account, room: str = "general", **extra: Any
-) -> Iterator[ClientConnection]:
-    with server.ws(f"/ws?token={acct.access_token}") as ws:
-        assert recv(ws)["type"] == "ready"
-        send(ws, type="join", room=room, **extra)
-        frame = recv(ws)
-        assert frame["type"] == "joined", frame
-        yield ws
+from tests.factories import Factory
+from tests.support import LiveServer, close_of, joined, recv, recv_type, send
 
 
 def presence_of(ws: ClientConnection, user: str) -> dict[str, Any]:

@@ -78,6 +78,11 @@ def _event(seq: int, frame: str) -> str:
     return f"id: {seq}\nevent: message\ndata: {data}\n\n"
 
 
+def _end_if_failed(join: asyncio.Future[object], sub: SseSubscriber) -> None:
+    if not join.cancelled() and join.exception() is not None:
+        sub.close_soon(Close.SHUTDOWN)  # the browser reconnects with Last-Event-ID
+
+
 @router.get("/rooms/{room}/events", response_class=StreamingResponse)
 async def room_events(
     room: str,
@@ -93,11 +98,16 @@ async def room_events(
     await services.hub.register(sub)
 
     async def stream() -> AsyncIterator[str]:
-        try:
-            yield ": connected\n\n"
-            await services.hub.join(
+        # The join (and its replay) runs beside the loop that drains the queue: a replay
+        # longer than the queue would otherwise wait for room that nobody makes.
+        joining = asyncio.ensure_future(
+            services.hub.join(
                 sub, target.tenant_id, target.id, target.name, since, lambda seq, online: ""
             )
+        )
+        joining.add_done_callback(lambda task: _end_if_failed(task, sub))
+        try:
+            yield ": connected\n\n"
             while True:
                 try:
                     seq, text = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_SECONDS)
@@ -108,6 +118,7 @@ async def room_events(
                     return
                 yield _event(seq, text)
         finally:
+            joining.cancel()
             await services.hub.unregister(sub)
 
     return StreamingResponse(
