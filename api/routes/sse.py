@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
@@ -78,7 +79,7 @@ def _event(seq: int, frame: str) -> str:
     return f"id: {seq}\nevent: message\ndata: {data}\n\n"
 
 
-def _end_if_failed(join: asyncio.Future[object], sub: SseSubscriber) -> None:
+def _end_if_failed(join: asyncio.Future[Any], sub: SseSubscriber) -> None:
     if not join.cancelled() and join.exception() is not None:
         sub.close_soon(Close.SHUTDOWN)  # the browser reconnects with Last-Event-ID
 
