@@ -411,3 +411,50 @@ def test_serve_with_several_workers(
             assert float(line.split()[1]) == 6
     finally:
         worker.stop()
+
+
+def next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    while True:
+        frame: dict[str, Any] = json.loads(ws.recv(timeout=5))
+        if frame["type"] == kind:
+            return frame
+
+
+def frames_until_pong(ws: ClientConnection) -> list[str]:
+    ws.send(json.dumps({"type": "ping"}))
+    kinds = []
+    while (frame := json.loads(ws.recv(timeout=5)))["type"] != "pong":
+        kinds.append(frame["type"])
+    return kinds
+
+
+def test_signals_and_read_positions_cross_workers(
+    two_workers: tuple[Worker, Worker], factory: Factory
+) -> None:
+    w1, w2 = two_workers
+    people = team(factory, "alice", "bob")
+    alice, bob = people["alice"], people["bob"]
+    a1, a2, b2 = open_ws(w1, alice), open_ws(w2, alice), open_ws(w2, bob)
+    a1.send(json.dumps({"type": "signal", "room": "general", "data": {"typing": True}}))
+    for ws in (a2, b2):
+        assert next_of(ws, "signal") == {
+            "type": "signal",
+            "room": "general",
+            "user": "alice",
+            "data": {"typing": True},
+        }
+    with httpx.Client(base_url=w1.base_url, timeout=10) as client:
+        client.post("/rooms/general/messages", json={"body": "hi"}, headers=bob.headers)
+        dm = client.post("/dms", json={"username": "bob"}, headers=alice.headers).json()["name"]
+        client.post(f"/rooms/{dm}/messages", json={"body": "psst"}, headers=alice.headers)
+    a1.send(json.dumps({"type": "read", "room": "general", "seq": 1}))
+    assert next_of(a2, "read") == {"type": "read", "room": "general", "user": "alice", "seq": 1}
+    assert "read" not in frames_until_pong(b2)  # no receipts to others in a public room
+    for ws, acct in ((a1, alice), (b2, bob)):
+        ws.send(json.dumps({"type": "join", "room": dm}))
+        assert next_of(ws, "joined")["unread"] == (0 if acct is alice else 1)
+    b2.send(json.dumps({"type": "read", "room": dm, "seq": 1}))  # a receipt, to w1
+    assert next_of(a1, "read") == {"type": "read", "room": dm, "user": "bob", "seq": 1}
+    assert next_of(b2, "read")["user"] == "bob"  # his own, as every device of his
+    for ws in (a1, a2, b2):
+        ws.close()
