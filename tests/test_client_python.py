@@ -120,3 +120,74 @@ def test_python_client_refreshes_its_token_in_band(make_server: Any, factory: Fa
     states, moved = asyncio.run(scenario())
     assert states == ["live", "live"]  # never dropped to reconnecting
     assert moved >= 3  # new `ready` frames extended the socket's credential
+
+
+def test_python_client_conversations(server: Any, factory: Factory) -> None:
+    """A direct room from the client: typing signals, unread counts that clear on the
+    other device, an edit and a delete acknowledged and applied."""
+    tenant = factory.tenant()
+    password = factory.user(tenant, "alice")
+    factory.user(tenant, "bob")
+
+    def login(user: str) -> PasswordLogin:
+        return PasswordLogin(server.base_url, tenant, user, password)
+
+    async def scenario() -> dict[str, Any]:
+        alice, bob, bob_phone = (
+            Client(server.base_url, get_token=login(u)) for u in ("alice", "bob", "bob")
+        )
+        for client in (alice, bob, bob_phone):
+            await client.connect()
+        dm = await alice.open_dm("bob")
+        assert dm["dm"] == {"with": "bob"}
+        assert [d["name"] for d in await bob.dms()] == [dm["name"]]
+        a = await alice.join(dm["name"], since=0)
+        b = await bob.join(dm["name"], since=0)
+        phone = await bob_phone.join(dm["name"], since=0)
+        got: dict[str, list[Any]] = {"signal": [], "unread": [], "edit": [], "delete": []}
+        changed = asyncio.Event()
+        for event in got:
+            phone.on(event, got[event].append)
+            phone.on(event, lambda _: changed.set())
+
+        async def until(check: Any) -> None:
+            async with asyncio.timeout(5):
+                while not check():
+                    changed.clear()
+                    await changed.wait()
+
+        signals: list[Any] = []
+        b.on("signal", signals.append)
+        await a.signal({"typing": True})
+        ack = await a.send("hello bob")
+        await a.send("second")
+        await until(lambda: phone.unread == 2)
+        unread_before = phone.unread
+        await b.read()  # on bob's laptop: the phone's badge clears
+        await until(lambda: phone.unread == 0)
+        edited = await a.edit(ack["seq"], "hello, bob")
+        deleted = await a.delete(ack["seq"] + 1)
+        try:
+            await b.edit(ack["seq"], "not mine")
+            refused = ""
+        except Exception as exc:  # SwitchboardError
+            refused = getattr(exc, "code", "")
+        await until(lambda: got["delete"])
+        for client in (alice, bob, bob_phone):
+            await client.close()
+        return {
+            "signals": signals,
+            "phone_signals": got["signal"],
+            "unread_before": unread_before,
+            "unread_after": phone.unread,
+            "edit": (edited["seq"], [e["target"] for e in got["edit"]]),
+            "delete": (deleted["seq"], [d["target"] for d in got["delete"]]),
+            "refused": refused,
+        }
+
+    result = asyncio.run(scenario())
+    assert [s["data"] for s in result["signals"]] == [{"typing": True}]
+    assert [s["data"] for s in result["phone_signals"]] == [{"typing": True}]
+    assert (result["unread_before"], result["unread_after"]) == (2, 0)
+    assert result["edit"] == (3, [1]) and result["delete"] == (4, [2])
+    assert result["refused"] == "forbidden"

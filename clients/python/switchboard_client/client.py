@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import time
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from switchboard_client.auth import AuthFailed, GetToken
 from switchboard_client.backoff import full_jitter
+from switchboard_client.http import SwitchboardError, call, ws_ticket
 from switchboard_client.room import Room
 
 State = Literal["connecting", "live", "reconnecting", "closed"]
@@ -31,12 +33,6 @@ TERMINAL_REASONS = {
 }
 # Errors worth retrying a send for; any other error fails the send.
 RETRYABLE = {"unavailable", "rate_limited", "not_joined", "internal"}
-
-
-class SwitchboardError(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        self.code, self.detail = code, detail
-        super().__init__(f"{code}: {detail}")
 
 
 class Closed(Exception):
@@ -73,6 +69,8 @@ class Client:
         self._last_frame = 0.0
         self._expires_at = 0.0  # of the socket's credential (epoch seconds), from `ready`
         self._pending: set[asyncio.Task[None]] = set()
+        self._requests: dict[str, asyncio.Future[dict[str, Any]]] = {}  # by ref: edits, deletes
+        self.username: str | None = None  # from `ready`
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -115,7 +113,31 @@ class Client:
             raise room.join_error
         return room
 
+    async def open_dm(self, username: str) -> dict[str, Any]:
+        """The direct room with `username` (created on first use); join it by its `name`."""
+        room: dict[str, Any] = await self._http("POST", "/dms", json={"username": username})
+        return room
+
+    async def dms(self) -> list[dict[str, Any]]:
+        """Direct rooms: `name`, `with`, `last_seq`, `last_read`, `unread`."""
+        found: list[dict[str, Any]] = await self._http("GET", "/dms")
+        return found
+
     # internals used by Room ----------------------------------------------------------
+    async def _request(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """A frame answered by an `ack` or an `error` with its ref. Not resent after a
+        reconnect (an edit is not idempotent): a lost connection fails it."""
+        if not self._live.is_set():
+            raise SwitchboardError("offline", "not connected")
+        ref = f"r:{secrets.token_urlsafe(9)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._requests[ref] = future
+        try:
+            await self._ws.send(json.dumps({**frame, "ref": ref}))
+            return await future
+        finally:
+            self._requests.pop(ref, None)
+
     async def _outbox_send(self, room: str, body: str, cmid: str) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.outbox[cmid] = (room, body, future)
@@ -128,14 +150,8 @@ class Client:
         if self._live.is_set():
             await self._send_frame({"type": "leave", "room": room.name})
 
-    async def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        token = await self.get_token()
-        async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
-            r = await http.get(path, params=params, headers={"authorization": f"Bearer {token}"})
-        body: dict[str, Any] = r.json()
-        if r.status_code >= 400:
-            raise SwitchboardError(body.get("error", "error"), body.get("detail", ""))
-        return body
+    async def _http(self, method: str, path: str, **kw: Any) -> Any:
+        return await call(self.url, await self.get_token(), method, path, **kw)
 
     async def _send_frame(self, frame: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):  # a dead socket: the loop reconnects and resends
@@ -161,6 +177,9 @@ class Client:
             finally:
                 self._live.clear()
                 self._ws = None
+                for future in self._requests.values():  # unanswered: the app decides
+                    if not future.done():
+                        future.set_exception(SwitchboardError("disconnected", "connection lost"))
             if self._stopped():
                 return
             self.state = "reconnecting"
@@ -176,13 +195,7 @@ class Client:
 
     async def _ticket(self) -> str:
         """A single-use ticket: a long-lived token never goes into a URL."""
-        token = await self.get_token()
-        async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
-            r = await http.post("/auth/ws-ticket", headers={"authorization": f"Bearer {token}"})
-        if r.status_code == 401:
-            raise AuthFailed(r.text)
-        r.raise_for_status()
-        return str(r.json()["ticket"])
+        return await ws_ticket(self.url, await self.get_token())
 
     async def _session(self) -> None:
         ticket = await self._ticket()
@@ -195,6 +208,7 @@ class Client:
                 raise ValueError(f"expected ready, got {ready!r}")
             self._last_frame = time.monotonic()
             self._expires_at = float(ready["expires_at"])
+            self.username = ready["user"]
             for room in self.rooms.values():
                 await ws.send(json.dumps(room._join_frame()))
             for cmid, (room_name, body, _) in list(self.outbox.items()):
@@ -241,10 +255,19 @@ class Client:
     def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
         room = self.rooms.get(frame.get("room", ""))
-        if kind == "ready":
+        request = self._requests.get(str(frame.get("ref")))
+        if request is not None and kind in ("ack", "error") and not request.done():
+            if kind == "ack":
+                request.set_result(frame)
+            else:
+                request.set_exception(SwitchboardError(frame["code"], frame.get("detail", "")))
+        elif kind == "ready":
             self._expires_at = float(frame["expires_at"])
+            self.username = frame["user"]
         elif kind == "message" and room is not None:
             room._on_message(frame)
+        elif kind in ("signal", "read") and room is not None:
+            room._on_event(frame)
         elif kind == "ack":
             entry = self.outbox.pop(frame.get("client_msg_id") or "", None)
             if entry is not None and not entry[2].done():

@@ -24,11 +24,34 @@ class Room:
         self.joined = asyncio.Event()
         self.join_error: Exception | None = None  # why the first join was refused
         self.join_ref = f"join:{name}"  # the `ref` of join frames, echoed by a refusal
+        self.last_read = 0  # this user's read position, from `joined` and `read` frames
+        self.unread = 0  # from `joined`, then counted as messages from others arrive
+        self.first_seq: int | None = None  # set when a join was truncated by retention
 
     # app-facing --------------------------------------------------------------------
     def on(self, event: str, handler: Handler) -> None:
-        """`message`, `presence`: called for each, in order."""
+        """`message` (every entry, edits and deletions included), `edit`, `delete`,
+        `presence`, `signal`, `read`, `unread` ({"unread", "last_read"}): called for each,
+        in order."""
         self._handlers.setdefault(event, []).append(handler)
+
+    async def signal(self, data: Any) -> None:
+        """An ephemeral event (typing, a cursor) for the room's other connections."""
+        await self.client._send_frame({"type": "signal", "room": self.name, "data": data})
+
+    async def read(self, seq: int | None = None) -> None:
+        """Move the read position to `seq` (default: the last delivered message)."""
+        upto = seq if seq is not None else self.last_seq or 0
+        await self.client._send_frame({"type": "read", "room": self.name, "seq": upto})
+
+    async def edit(self, seq: int, body: str) -> dict[str, Any]:
+        """Replace one's own message; resolves with the ack of the `edit` entry."""
+        return await self.client._request(
+            {"type": "edit", "room": self.name, "seq": seq, "body": body}
+        )
+
+    async def delete(self, seq: int) -> dict[str, Any]:
+        return await self.client._request({"type": "delete", "room": self.name, "seq": seq})
 
     async def messages(self) -> AsyncIterator[dict[str, Any]]:
         """Each message once, in seq order, whatever happens to the connection."""
@@ -45,7 +68,10 @@ class Room:
         params: dict[str, Any] = {"limit": limit}
         if before is not None:
             params["before"] = before
-        return await self.client._get(f"/rooms/{self.name}/messages", params)
+        found: dict[str, Any] = await self.client._http(
+            "GET", f"/rooms/{self.name}/messages", params=params
+        )
+        return found
 
     async def leave(self) -> None:
         await self.client._leave(self)
@@ -61,6 +87,8 @@ class Room:
         if self.last_seq is None:  # first join without `since`: start at the live edge
             self.last_seq = frame["seq"]
         self.online = {}
+        self.first_seq = frame.get("first_seq") if frame.get("truncated") else None
+        self._set_unread(frame.get("unread", 0), frame.get("last_read", 0))
         self.joined.set()
 
     def _on_message(self, frame: dict[str, Any]) -> None:
@@ -71,6 +99,25 @@ class Room:
         message = {k: v for k, v in frame.items() if k != "type"}
         self._queue.put_nowait(message)
         self._emit("message", message)
+        if message["kind"] in ("edit", "delete"):
+            self._emit(message["kind"], message)
+        elif message["sender"] == self.client.username:
+            self._set_unread(0, seq)  # sending moved this user's read position
+        else:
+            self._set_unread(self.unread + 1, self.last_read)
+
+    def _on_event(self, frame: dict[str, Any]) -> None:
+        """`signal` and `read` frames; this user's own `read` clears the unread count when
+        it reaches the last delivered message."""
+        if frame["type"] == "read" and frame["user"] == self.client.username:
+            caught_up = frame["seq"] >= (self.last_seq or 0)
+            self._set_unread(0 if caught_up else self.unread, max(self.last_read, frame["seq"]))
+        self._emit(frame["type"], frame)
+
+    def _set_unread(self, unread: int, last_read: int) -> None:
+        if (unread, last_read) != (self.unread, self.last_read):
+            self.unread, self.last_read = unread, last_read
+            self._emit("unread", {"unread": unread, "last_read": last_read})
 
     def _on_presence(self, frame: dict[str, Any]) -> None:
         if frame["event"] == "join":
