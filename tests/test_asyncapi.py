@@ -21,9 +21,9 @@ from api.protocol.schema import (
     MessageFrame,
     PongFrame,
     PresenceFrame,
-    ReadFrame,
+    ReadPositionFrame,
     ReadyFrame,
-    SignalFrame,
+    SignalEventFrame,
 )
 from api.repository import MessageRow
 from tests.support import LiveServer
@@ -43,8 +43,8 @@ EDITED = MessageRow("general", 7, "alice", "", NOW, "user", None, edited_at=NOW,
         (frames.joined("general", 3, 2, last_read=0, unread=2, first_seq=2), JoinedFrame),
         (frames.message(EDIT), MessageFrame),
         (frames.message(EDITED), MessageFrame),
-        (frames.signal("general", "bob", {"typing": True}), SignalFrame),
-        (frames.read("general", "bob", 3), ReadFrame),
+        (frames.signal("general", "bob", {"typing": True}), SignalEventFrame),
+        (frames.read("general", "bob", 3), ReadPositionFrame),
         (frames.left("general"), LeftFrame),
         (frames.left("general", reason="removed"), LeftFrame),
         (frames.ack("general", 3, "c-1", ref="r"), AckFrame),

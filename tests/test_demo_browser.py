@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.factories import Factory
 from tests.processes import Worker
+from tests.support import LiveServer
 
 pytestmark = pytest.mark.slow
 JS = ROOT / "clients" / "js"
@@ -55,3 +56,24 @@ def test_two_people_chat_through_a_reload_and_a_server_restart(
         assert said[-1] == "RESULT ok" and shot.stat().st_size > 0
     finally:
         worker.kill()
+
+
+def test_direct_messages_typing_unread_badges_edit_and_delete(
+    server: LiveServer, tmp_path: Path, factory: Factory
+) -> None:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (.ci/run installs it)"
+    tenant = factory.tenant()
+    password = factory.user(tenant, "alice")
+    factory.user(tenant, "bob", password)
+    shot = tmp_path / "bob.png"
+    done = subprocess.run(
+        ["node", "e2e/conversations.mjs", server.base_url, tenant, password, str(shot)],
+        cwd=JS,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "CHROMIUM": chromium},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().endswith("RESULT ok") and shot.stat().st_size > 0

@@ -70,7 +70,7 @@ class MessageFrame(_ServerFrame):
     )
 
 
-class SignalFrame(_ServerFrame):
+class SignalEventFrame(_ServerFrame):
     """An ephemeral event from another connection in the room: never stored or replayed."""
 
     type: Literal["signal"]
@@ -79,7 +79,7 @@ class SignalFrame(_ServerFrame):
     data: Any
 
 
-class ReadFrame(_ServerFrame):
+class ReadPositionFrame(_ServerFrame):
     """A read position moved: this user's own (other devices), or, in a private room, another
     member's (a read receipt)."""
 
@@ -123,8 +123,8 @@ SERVER_FRAMES: tuple[type[_ServerFrame], ...] = (
     AckFrame,
     MessageFrame,
     PresenceFrame,
-    SignalFrame,
-    ReadFrame,
+    SignalEventFrame,
+    ReadPositionFrame,
     BroadcastFrame,
     PongFrame,
     ErrorFrame,

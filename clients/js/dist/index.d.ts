@@ -3,7 +3,7 @@ import { type OutboxStorage } from "./outbox.js";
 import { Room } from "./room.js";
 export { closeAction, fullJitter } from "./backoff.js";
 export { Outbox, type OutboxStorage, type PendingSend } from "./outbox.js";
-export { Room, type Ack, type Message, type Presence } from "./room.js";
+export { Room, type Ack, type Message, type Presence, type ReadPosition, type Signal, } from "./room.js";
 export type State = "connecting" | "live" | "reconnecting" | "closed";
 export interface SwitchboardError {
     code: string;
@@ -15,6 +15,14 @@ export interface Broadcast {
     id: number;
     body: string;
     ts: string;
+}
+/** A direct room as `GET /dms` lists it. */
+export interface DirectRoom {
+    name: string;
+    with: string;
+    last_seq: number;
+    last_read: number;
+    unread: number;
 }
 export type ClientEvents = {
     state: State;
@@ -65,6 +73,12 @@ export declare class Switchboard extends Emitter<ClientEvents> {
     readonly rooms: Map<string, Room>;
     private outbox;
     private waiting;
+    /** Edits and deletes, by ref: answered by an ack or an error, failed by a disconnect (an
+     * edit is not idempotent, so it is never resent by itself). */
+    private requests;
+    private requestCount;
+    /** The username this socket is authenticated as (from `ready`). */
+    me: string | null;
     private joinWaiters;
     private ws;
     private attempt;
@@ -79,10 +93,20 @@ export declare class Switchboard extends Emitter<ClientEvents> {
     join(name: string, options?: {
         since?: number;
     }): Promise<Room>;
+    /** The direct room with `username`, created on first use; join it by its `name`. */
+    openDm(username: string): Promise<{
+        name: string;
+        dm: {
+            with: string;
+        };
+    }>;
+    /** The user's direct rooms, with unread counts. */
+    dms(): Promise<DirectRoom[]>;
     /** Pending sends (for a "sending…" marker in the UI). */
     pending(): import("./outbox.js").PendingSend[];
     close(): Promise<void>;
     private host;
+    private request;
     private send;
     private frame;
     private http;

@@ -10,13 +10,19 @@ import { newClientMsgId, Outbox } from "./outbox.js";
 import { Room } from "./room.js";
 export { closeAction, fullJitter } from "./backoff.js";
 export { Outbox } from "./outbox.js";
-export { Room } from "./room.js";
+export { Room, } from "./room.js";
 const RETRYABLE = new Set(["unavailable", "rate_limited", "internal"]);
 export class Switchboard extends Emitter {
     state = "connecting";
     rooms = new Map();
     outbox;
     waiting = new Map();
+    /** Edits and deletes, by ref: answered by an ack or an error, failed by a disconnect (an
+     * edit is not idempotent, so it is never resent by itself). */
+    requests = new Map();
+    requestCount = 0;
+    /** The username this socket is authenticated as (from `ready`). */
+    me = null;
     joinWaiters = new Map();
     ws = null;
     attempt = 0;
@@ -66,6 +72,14 @@ export class Switchboard extends Emitter {
         }
         return room;
     }
+    /** The direct room with `username`, created on first use; join it by its `name`. */
+    async openDm(username) {
+        return (await this.http("/dms", "POST", { username }));
+    }
+    /** The user's direct rooms, with unread counts. */
+    async dms() {
+        return (await this.http("/dms"));
+    }
     /** Pending sends (for a "sending…" marker in the UI). */
     pending() {
         return this.outbox.pending();
@@ -80,9 +94,19 @@ export class Switchboard extends Emitter {
     // ------------------------------------------------------------------------------------
     host = {
         send: (room, body, id) => this.send(room, body, id),
+        request: (frame) => this.request(frame),
         frame: (frame) => this.frame(frame),
         http: (path) => this.http(path),
+        me: () => this.me,
     };
+    request(frame) {
+        if (this.state !== "live")
+            return Promise.reject(Object.assign(new Error("offline"), { code: "offline" }));
+        const ref = `r:${++this.requestCount}`;
+        const answered = new Promise((resolve, reject) => this.requests.set(ref, { resolve, reject }));
+        this.frame({ ...frame, ref });
+        return answered;
+    }
     send(room, body, clientMsgId = newClientMsgId()) {
         this.outbox.add({ room, body, clientMsgId });
         const acked = new Promise((resolve, reject) => this.waiting.set(clientMsgId, { resolve, reject }));
@@ -94,10 +118,13 @@ export class Switchboard extends Emitter {
         if (this.ws && this.ws.readyState === 1)
             this.ws.send(JSON.stringify(frame));
     }
-    async http(path, method = "GET") {
+    async http(path, method = "GET", json) {
         const token = await this.o.getToken();
+        const headers = { authorization: `Bearer ${token}` };
+        if (json !== undefined)
+            headers["content-type"] = "application/json";
         const r = await fetch(this.o.url.replace(/\/$/, "") + path, {
-            method, headers: { authorization: `Bearer ${token}` },
+            method, headers, body: json === undefined ? undefined : JSON.stringify(json),
         });
         const body = await r.json();
         if (!r.ok)
@@ -180,6 +207,10 @@ export class Switchboard extends Emitter {
             this.ws = null;
             for (const room of this.rooms.values())
                 room.clearPresence();
+            for (const { reject } of this.requests.values()) {
+                reject(Object.assign(new Error("connection lost"), { code: "disconnected" }));
+            }
+            this.requests.clear();
             this.emit("closed", { code: ev.code, reason: ev.reason });
             if (this.state === "closed")
                 return;
@@ -205,8 +236,18 @@ export class Switchboard extends Emitter {
     }
     onFrame(f) {
         const room = typeof f.room === "string" ? this.rooms.get(f.room) : undefined;
+        const request = typeof f.ref === "string" ? this.requests.get(f.ref) : undefined;
+        if (request && (f.type === "ack" || f.type === "error")) {
+            this.requests.delete(f.ref);
+            if (f.type === "ack")
+                request.resolve(f);
+            else
+                request.reject(Object.assign(new Error(f.detail), f));
+            return;
+        }
         switch (f.type) {
             case "ready":
+                this.me = f.user;
                 this.onReady(f.expires_at);
                 break;
             case "message":
@@ -229,8 +270,10 @@ export class Switchboard extends Emitter {
                 room?.onPresence(f);
                 break;
             case "signal":
+                room?.onSignal(f);
+                break;
             case "read":
-                room?.onOther(f.type, f);
+                room?.onRead(f);
                 break;
             case "broadcast":
                 this.emit("broadcast", f);

@@ -11,13 +11,18 @@ import { type Ack, Room } from "./room.js";
 
 export { closeAction, fullJitter } from "./backoff.js";
 export { Outbox, type OutboxStorage, type PendingSend } from "./outbox.js";
-export { Room, type Ack, type Message, type Presence } from "./room.js";
+export {
+  Room, type Ack, type Message, type Presence, type ReadPosition, type Signal,
+} from "./room.js";
 
 export type State = "connecting" | "live" | "reconnecting" | "closed";
 
 export interface SwitchboardError { code: string; detail: string; ref?: unknown; retry_after?: number }
 
 export interface Broadcast { id: number; body: string; ts: string }
+
+/** A direct room as `GET /dms` lists it. */
+export interface DirectRoom { name: string; with: string; last_seq: number; last_read: number; unread: number }
 
 export type ClientEvents = {
   state: State;
@@ -62,6 +67,12 @@ export class Switchboard extends Emitter<ClientEvents> {
   readonly rooms = new Map<string, Room>();
   private outbox: Outbox;
   private waiting = new Map<string, { resolve: (a: Ack) => void; reject: (e: unknown) => void }>();
+  /** Edits and deletes, by ref: answered by an ack or an error, failed by a disconnect (an
+   * edit is not idempotent, so it is never resent by itself). */
+  private requests = new Map<string, { resolve: (a: Ack) => void; reject: (e: unknown) => void }>();
+  private requestCount = 0;
+  /** The username this socket is authenticated as (from `ready`). */
+  me: string | null = null;
   private joinWaiters = new Map<string, Array<{ resolve: () => void; reject: (e: unknown) => void }>>();
   private ws: WebSocketLike | null = null;
   private attempt = 0;
@@ -110,6 +121,16 @@ export class Switchboard extends Emitter<ClientEvents> {
     return room;
   }
 
+  /** The direct room with `username`, created on first use; join it by its `name`. */
+  async openDm(username: string): Promise<{ name: string; dm: { with: string } }> {
+    return (await this.http("/dms", "POST", { username })) as { name: string; dm: { with: string } };
+  }
+
+  /** The user's direct rooms, with unread counts. */
+  async dms(): Promise<DirectRoom[]> {
+    return (await this.http("/dms")) as DirectRoom[];
+  }
+
   /** Pending sends (for a "sending…" marker in the UI). */
   pending() {
     return this.outbox.pending();
@@ -125,9 +146,19 @@ export class Switchboard extends Emitter<ClientEvents> {
   // ------------------------------------------------------------------------------------
   private host = {
     send: (room: string, body: string, id?: string) => this.send(room, body, id),
+    request: (frame: Record<string, unknown>) => this.request(frame),
     frame: (frame: Record<string, unknown>) => this.frame(frame),
     http: (path: string) => this.http(path),
+    me: () => this.me,
   };
+
+  private request(frame: Record<string, unknown>): Promise<Ack> {
+    if (this.state !== "live") return Promise.reject(Object.assign(new Error("offline"), { code: "offline" }));
+    const ref = `r:${++this.requestCount}`;
+    const answered = new Promise<Ack>((resolve, reject) => this.requests.set(ref, { resolve, reject }));
+    this.frame({ ...frame, ref });
+    return answered;
+  }
 
   private send(room: string, body: string, clientMsgId = newClientMsgId()): Promise<Ack> {
     this.outbox.add({ room, body, clientMsgId });
@@ -140,10 +171,12 @@ export class Switchboard extends Emitter<ClientEvents> {
     if (this.ws && this.ws.readyState === 1) this.ws.send(JSON.stringify(frame));
   }
 
-  private async http(path: string, method = "GET"): Promise<unknown> {
+  private async http(path: string, method = "GET", json?: unknown): Promise<unknown> {
     const token = await this.o.getToken();
+    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+    if (json !== undefined) headers["content-type"] = "application/json";
     const r = await fetch(this.o.url.replace(/\/$/, "") + path, {
-      method, headers: { authorization: `Bearer ${token}` },
+      method, headers, body: json === undefined ? undefined : JSON.stringify(json),
     });
     const body = await r.json();
     if (!r.ok) throw Object.assign(new Error(body.detail), body);
@@ -220,6 +253,10 @@ export class Switchboard extends Emitter<ClientEvents> {
       clearInterval(pinger);
       this.ws = null;
       for (const room of this.rooms.values()) room.clearPresence();
+      for (const { reject } of this.requests.values()) {
+        reject(Object.assign(new Error("connection lost"), { code: "disconnected" }));
+      }
+      this.requests.clear();
       this.emit("closed", { code: ev.code, reason: ev.reason });
       if (this.state === "closed") return;
       const action = closeAction(ev.code, ev.reason);
@@ -244,8 +281,16 @@ export class Switchboard extends Emitter<ClientEvents> {
 
   private onFrame(f: Record<string, any>): void {
     const room = typeof f.room === "string" ? this.rooms.get(f.room) : undefined;
+    const request = typeof f.ref === "string" ? this.requests.get(f.ref) : undefined;
+    if (request && (f.type === "ack" || f.type === "error")) {
+      this.requests.delete(f.ref);
+      if (f.type === "ack") request.resolve(f as Ack);
+      else request.reject(Object.assign(new Error(f.detail), f));
+      return;
+    }
     switch (f.type) {
       case "ready":
+        this.me = f.user;
         this.onReady(f.expires_at);
         break;
       case "message":
@@ -258,7 +303,7 @@ export class Switchboard extends Emitter<ClientEvents> {
         break;
       }
       case "joined":
-        room?.onJoined(f as { seq: number });
+        room?.onJoined(f as never);
         room?.loadPresence().catch(() => {}); // advisory: events keep it current after this
         for (const { resolve } of this.joinWaiters.get(f.room) ?? []) resolve();
         this.joinWaiters.delete(f.room);
@@ -267,8 +312,10 @@ export class Switchboard extends Emitter<ClientEvents> {
         room?.onPresence(f as never);
         break;
       case "signal":
+        room?.onSignal(f as never);
+        break;
       case "read":
-        room?.onOther(f.type, f);
+        room?.onRead(f as never);
         break;
       case "broadcast":
         this.emit("broadcast", f as Broadcast);

@@ -27,6 +27,7 @@ class Room:
         self.last_read = 0  # this user's read position, from `joined` and `read` frames
         self.unread = 0  # from `joined`, then counted as messages from others arrive
         self.first_seq: int | None = None  # set when a join was truncated by retention
+        self._joined_seq = 0  # entries up to it are counted in `joined.unread` already
 
     # app-facing --------------------------------------------------------------------
     def on(self, event: str, handler: Handler) -> None:
@@ -87,6 +88,7 @@ class Room:
         if self.last_seq is None:  # first join without `since`: start at the live edge
             self.last_seq = frame["seq"]
         self.online = {}
+        self._joined_seq = frame["seq"]
         self.first_seq = frame.get("first_seq") if frame.get("truncated") else None
         self._set_unread(frame.get("unread", 0), frame.get("last_read", 0))
         self.joined.set()
@@ -101,6 +103,8 @@ class Room:
         self._emit("message", message)
         if message["kind"] in ("edit", "delete"):
             self._emit(message["kind"], message)
+        elif seq <= self._joined_seq:
+            pass  # a replay: `joined.unread` counted it
         elif message["sender"] == self.client.username:
             self._set_unread(0, seq)  # sending moved this user's read position
         else:
