@@ -94,6 +94,25 @@ def test_fanout_buffers_a_joining_member_and_passes_non_messages() -> None:
     assert joining.got == [] and fan.members[joining] == [(1, "one"), (0, "presence")]
 
 
+def test_fanout_routes_signals_and_read_positions() -> None:
+    sender, other_socket, bob, joining = (
+        Recorder(1, "a1"),
+        Recorder(1, "a2"),
+        Recorder(2, "b"),
+        Recorder(2, "b2"),
+    )
+    fan = _fanout(sender)
+    fan.members.update({other_socket: None, bob: None, joining: []})
+    fan.accept(events.signal_event("a1", "typing"))  # everyone live but the sending socket
+    assert (sender.got, other_socket.got, bob.got) == ([], [(-1, "typing")], [(-1, "typing")])
+    assert fan.members[joining] == []  # a member still replaying is behind: dropped
+    fan.accept(events.read_event(1, False, "alice read"))  # public room: alice's sockets only
+    assert sender.got == [(0, "alice read")] and bob.got == [(-1, "typing")]
+    fan.accept(events.read_event(2, True, "bob read"))  # private room: every member
+    assert all(m.got[-1] == (0, "bob read") for m in (sender, other_socket, bob))
+    assert fan.members[joining] == [(0, "bob read")]
+
+
 class History:
     """A HistoryLoader over a list: the room's stored messages."""
 
