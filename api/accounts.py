@@ -64,4 +64,5 @@ class AccountService:
             if user_id is None:
                 raise UserNotFound()
             await tx.sessions.revoke_user(user_id)
+            await tx.webhooks.enqueue("user.disabled", {"user": username})
         await self._publish(tenant_id, events.simple_event(events.REVOKE_USER, str(user_id)))

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.protocol import Close
 from api.redact import install_log_redaction
-from api.routes import admin, auth, dms, ops, rooms, sse, ws
+from api.routes import admin, admin_integrations, auth, dms, integrations, ops, rooms, sse, ws
 from api.services import Services
 from api.settings import Settings, get_settings
 
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Authenticated, multi-tenant realtime API.",
     )
     install_error_handlers(app)
-    for module in (auth, rooms, dms, sse, ws, admin, ops):
+    for module in (auth, rooms, dms, sse, ws, admin, admin_integrations, integrations, ops):
         app.include_router(module.router)
     return app
 

@@ -10,6 +10,8 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from api.accounts import AccountService
+from api.api_keys import PREFIX as API_KEY_PREFIX
+from api.api_keys import require_scope
 from api.broadcasts import BroadcastService
 from api.errors import (
     CsrfRejected,
@@ -56,16 +58,19 @@ async def _broadcasts(request: Request) -> BroadcastService:
     return services_of(request).broadcasts
 
 
-async def current_principal(request: Request) -> Principal:
-    """Bearer token first; else the session cookie, which must come from an allowed Origin
-    for unsafe methods (CSRF)."""
+async def caller(request: Request) -> Principal:
+    """A person or an app's backend. Bearer first (an access token, or an API key); else the
+    session cookie, which must come from an allowed Origin for unsafe methods (CSRF)."""
     auth = services_of(request).auth
     header = request.headers.get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise InvalidToken("expected `Authorization: Bearer <token>`")
-        return await auth.from_access_token(token.strip())
+        if token.startswith(API_KEY_PREFIX):
+            return await services_of(request).api_keys.authenticate(token)
+        return await auth.from_access_token(token)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         if request.method not in SAFE_METHODS and not auth.origin_allowed(
@@ -96,9 +101,32 @@ async def reject_unstorable_text(request: Request) -> None:
         raise ValidationFailed(UNSTORABLE_TEXT)
 
 
-async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def current_principal(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+    """A person (most endpoints): an API key gets 403."""
+    if principal.is_service:
+        raise Forbidden("an API key cannot call this endpoint")
+    return principal
+
+
+async def admin_principal(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+    """An admin, or an API key with the `admin` scope."""
+    require_scope(principal, "admin")
     if not principal.is_admin:
         raise Forbidden("admin role required")
+    return principal
+
+
+async def publisher_principal(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+    """A person, or an API key with the `publish` scope."""
+    require_scope(principal, "publish")
+    return principal
+
+
+async def token_minter(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+    """An API key with the `tokens` scope (or an admin, to try it by hand)."""
+    if not principal.is_service and not principal.is_admin:
+        raise Forbidden("minting tokens needs an API key with the `tokens` scope")
+    require_scope(principal, "tokens")
     return principal
 
 
@@ -109,5 +137,7 @@ Rooms = Annotated[RoomService, Depends(_rooms)]
 Broadcasts = Annotated[BroadcastService, Depends(_broadcasts)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
+PublisherPrincipal = Annotated[Principal, Depends(publisher_principal)]
+TokenMinter = Annotated[Principal, Depends(token_minter)]
 # For every HTTP router: APIRouter(dependencies=CHECKED_INPUT).
 CHECKED_INPUT = [Depends(reject_unstorable_text)]

@@ -8,7 +8,7 @@ from api.db import Database
 from api.errors import Unavailable, UserNotFound
 from api.principal import Principal
 from api.repository import RoomForUser
-from api.rooms import RoomService
+from api.rooms import RoomService, room_created
 
 # "dm-" and 16 hex digits: matches the room-name rule and says nothing about who is in it.
 NAME_ATTEMPTS = 3
@@ -29,9 +29,11 @@ class DirectRoomService:
         for _ in range(NAME_ATTEMPTS):
             async with self.db.tx(p.tenant_id) as tx:
                 other = await tx.users.by_name(username)
-                if other is None or other.disabled or other.id == p.user_id:
+                if other is None or other.disabled or other.id == p.user_id or other.is_service:
                     raise UserNotFound()
                 found = await tx.rooms.create_direct(direct_room_name(), p.user_id, other.id)
+                if found is not None and found[1]:
+                    await room_created(tx, found[0], p)
             if found is not None:
                 room, created = found
                 break

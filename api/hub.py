@@ -22,6 +22,9 @@ from api.protocol import Close
 from api.protocol import server as frames
 
 log = logging.getLogger("switchboard.hub")
+# Told when a user's first socket in a tenant opens (True) or the last one closes (False).
+PresenceHook = Callable[[int, str, bool], Awaitable[None]]
+UNKNOWN = -1
 
 
 class Hub:
@@ -33,8 +36,10 @@ class Hub:
         gap_wait: float = 0.15,
         replay_page: int = 500,
         sockets_per_user: int = 20,
+        on_presence: PresenceHook | None = None,
     ) -> None:
         self.broker = broker
+        self.on_presence = on_presence
         self.loader = loader
         self.gap_wait = gap_wait
         self.replay_page = replay_page
@@ -76,6 +81,8 @@ class Hub:
             if sockets > self.sockets_per_user:
                 await self._presence_change(channel, sub.username, -1)
                 raise LimitExceeded("too many open sockets for this user")
+            if sockets == 1 and self.on_presence is not None:
+                self._spawn(self.on_presence(sub.tenant_id, sub.username, True))
         members = self.tenants.get(sub.tenant_id)
         if members is None:
             members = self.tenants[sub.tenant_id] = set()
@@ -86,7 +93,9 @@ class Hub:
         for fan in list(self.joined.get(sub, ())):
             await self.leave(sub, fan)
         if sub.counts_for_presence:
-            await self._presence_change(tenant_channel(sub.tenant_id), sub.username, -1)
+            left, _ = await self._presence_change(tenant_channel(sub.tenant_id), sub.username, -1)
+            if left == 0 and self.on_presence is not None:
+                self._spawn(self.on_presence(sub.tenant_id, sub.username, False))
         members = self.tenants.get(sub.tenant_id)
         if members is not None:
             members.discard(sub)
@@ -193,12 +202,13 @@ class Hub:
 
     async def _presence_change(self, key: str, user: str, delta: int) -> tuple[int, int]:
         """Presence is advisory: while the broker is away, sockets work without it
-        (and the broker rewrites this worker's presence when it is back)."""
+        (and the broker rewrites this worker's presence when it is back). Unknown counts
+        are -1: no first or last socket is announced from them."""
         try:
             return await self.broker.presence_change(key, user, delta)
         except Exception as exc:
             log.warning("presence unavailable: %s", exc)
-            return 0, 0
+            return UNKNOWN, 0
 
     async def _online(self, fan: RoomFanout) -> int:
         try:

@@ -21,7 +21,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import events, metrics
-from api.broker import Broker, room_channel
+from api.broker import Broker, room_channel, tenant_channel
 from api.db import Database
 from api.errors import BodyInvalid, Unavailable
 from api.protocol import server as frames
@@ -51,7 +51,8 @@ class Draft:
     body: str
     kind: MessageKind
     client_msg_id: str | None
-    future: asyncio.Future[tuple[Stored, bool]] = field(repr=False)
+    private: bool = False  # a private room's message may be `message.unseen` by a member
+    future: asyncio.Future[tuple[Stored, bool]] | None = field(default=None, repr=False)
 
     @property
     def idempotency_key(self) -> tuple[int, str] | None:
@@ -112,15 +113,47 @@ class Persister:
         body: str,
         kind: MessageKind = MessageKind.USER,
         client_msg_id: str | None = None,
+        private: bool = False,
     ) -> asyncio.Future[tuple[Stored, bool]]:
         """Queue one message; the future gives (stored, created) after the commit. created is
         False for a retry of a client_msg_id already stored, which returns the original.
         Futures resolve in queue order."""
         future: asyncio.Future[tuple[Stored, bool]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(
-            Draft(tenant_id, room_id, room, sender_id, sender, body, kind, client_msg_id, future)
+            Draft(
+                tenant_id,
+                room_id,
+                room,
+                sender_id,
+                sender,
+                body,
+                kind,
+                client_msg_id,
+                private,
+                future,
+            )
         )
         return future
+
+    async def store_together(self, drafts: list[Draft]) -> list[tuple[Stored, bool]]:
+        """Store a batch in one transaction of its own (POST /publish), beside the queue:
+        (stored, created) for each draft, in order; then publish what is new."""
+        results: dict[int, tuple[Stored, bool]] = {}
+        async with self.db.raw() as conn:
+            store = MessageStore(conn)
+            for attempt in range(CONFLICT_ATTEMPTS):
+                try:
+                    results = await self._transaction(drafts, store)
+                    break
+                except (asyncpg.IntegrityConstraintViolationError, asyncpg.DeadlockDetectedError):
+                    if attempt == CONFLICT_ATTEMPTS - 1:
+                        raise Unavailable("could not store the batch; retry") from None
+                except asyncpg.DataError as exc:
+                    raise BodyInvalid("the database cannot store one of these messages") from exc
+        ordered = [results[id(d)] for d in drafts]
+        metrics.MESSAGES_IN.inc(sum(created for _, created in ordered))
+        await self._publish([stored for stored, created in ordered if created])
+        return ordered
 
     def _drain(self, batch: list[Draft]) -> tuple[list[Draft], bool]:
         """More of what is queued, up to batch_max; and whether the stop mark was reached."""
@@ -148,7 +181,7 @@ class Persister:
         results: dict[int, tuple[Stored, bool]] = {}
         for attempt in range(CONFLICT_ATTEMPTS):
             try:
-                results = await self._transaction(batch)
+                results = await self._transaction(batch, await self._writer())
                 break
             except (asyncpg.IntegrityConstraintViolationError, asyncpg.DeadlockDetectedError):
                 # Another worker stored the same client_msg_id (or locked rooms in another
@@ -179,29 +212,33 @@ class Persister:
         created = []
         for draft in batch:
             result = results[id(draft)]
-            if not draft.future.done():
+            if draft.future is not None and not draft.future.done():
                 draft.future.set_result(result)
             if result[1]:
                 created.append(result[0])
         metrics.MESSAGES_IN.inc(len(created))
-        if created:
-            try:  # in commit order, which is seq order within each room
-                await self.broker.publish_many(
-                    [
-                        (
-                            room_channel(s.tenant_id, s.room_id),
-                            events.message_event(s.message.seq, s.frame),
-                        )
-                        for s in created
-                    ]
-                )
-            except Exception as exc:  # stored is stored: hubs catch up from Postgres
-                log.warning("publishing %d stored messages failed: %s", len(created), exc)
+        await self._publish(created)
+
+    async def _publish(self, created: list[Stored]) -> None:
+        if not created:
+            return
+        try:  # in commit order, which is seq order within each room
+            await self.broker.publish_many(
+                [
+                    (
+                        room_channel(s.tenant_id, s.room_id),
+                        events.message_event(s.message.seq, s.frame),
+                    )
+                    for s in created
+                ]
+            )
+        except Exception as exc:  # stored is stored: hubs catch up from Postgres
+            log.warning("publishing %d stored messages failed: %s", len(created), exc)
 
     @staticmethod
     def _fail(batch: list[Draft], exc: Exception) -> None:
         for draft in batch:
-            if not draft.future.done():
+            if draft.future is not None and not draft.future.done():
                 draft.future.set_exception(exc)
 
     async def _writer(self) -> MessageStore:
@@ -220,13 +257,14 @@ class Persister:
             with contextlib.suppress(Exception):
                 await conn.close()
 
-    async def _transaction(self, batch: list[Draft]) -> dict[int, tuple[Stored, bool]]:
+    async def _transaction(
+        self, batch: list[Draft], store: MessageStore
+    ) -> dict[int, tuple[Stored, bool]]:
         by_tenant: defaultdict[int, list[Draft]] = defaultdict(list)
         for draft in batch:
             by_tenant[draft.tenant_id].append(draft)
         results: dict[int, tuple[Stored, bool]] = {}
         now = datetime.now(UTC)
-        store = await self._writer()
         await store.begin()
         try:
             for tenant_id, drafts in by_tenant.items():
@@ -277,4 +315,16 @@ class Persister:
                 )
         for draft, original in repeats:
             results[id(draft)] = (results[id(original)][0], False)
+        private = [(d.room_id, results[id(d)][0].message.seq) for d in fresh if d.private]
+        if private and await store.wants_unseen(tenant_id):
+            await store.outbox_unseen(tenant_id, private, await self._online(tenant_id))
         return results
+
+    async def _online(self, tenant_id: int) -> list[str]:
+        """Who has a socket open in the tenant, on any worker. Unknown (the broker is away):
+        nobody, so a push is sent rather than missed."""
+        try:
+            return list(await self.broker.presence(tenant_channel(tenant_id)))
+        except Exception as exc:
+            log.warning("presence unavailable for message.unseen: %s", exc)
+            return []

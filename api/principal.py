@@ -17,10 +17,19 @@ class Principal:
     role: str
     session_id: uuid.UUID
     expires_at: int  # epoch seconds: when this credential stops being valid
+    scopes: frozenset[str] | None = None  # an API key's; None for a person
 
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+    @property
+    def is_service(self) -> bool:
+        """An app's backend, through an API key (acting as its `@<name>` user)."""
+        return self.scopes is not None
+
+    def has_scope(self, scope: str) -> bool:
+        return self.scopes is not None and scope in self.scopes
 
     @classmethod
     def of_session(cls, view: SessionView, expires_at: int) -> Principal:

@@ -27,6 +27,14 @@ from api.rules import is_room_name
 from api.settings import Settings
 
 
+async def room_created(tx: Tx, room: RoomRow, by: Principal) -> None:
+    """The `room.created` webhook event, in the transaction that created the room."""
+    data = {"name": room.name, "private": room.private, "created_by": by.username}
+    if room.is_direct:
+        data["direct"] = True
+    await tx.webhooks.enqueue("room.created", data)
+
+
 class RoomService:
     def __init__(
         self, db: Database, broker: Broker, persister: Persister, settings: Settings
@@ -43,6 +51,8 @@ class RoomService:
     async def create(self, p: Principal, name: str, private: bool) -> RoomRow:
         async with self.db.tx(p.tenant_id) as tx:
             room = await tx.rooms.create(name, private, p.user_id)
+            if room is not None:
+                await room_created(tx, room, p)
         if room is None:
             raise Conflict(f"room {name!r} already exists")
         return room
@@ -77,16 +87,24 @@ class RoomService:
             raise RoomNotFound()  # no room can have this name
         room = await tx.rooms.by_name(name)
         if room is None and create_missing:
-            room = await tx.rooms.create(name, False, p.user_id) or await tx.rooms.by_name(name)
+            room = await tx.rooms.create(name, False, p.user_id)
+            if room is not None:
+                await room_created(tx, room, p)
+            else:  # created by someone else meanwhile
+                room = await tx.rooms.by_name(name)
         if room is None:
             raise RoomNotFound()
-        if (
-            room.private
-            and (room.is_direct or not p.is_admin)
-            and not await tx.rooms.is_member(room.id, p.user_id)
-        ):
+        if room.private and not await self.may_post(tx, p, room):
             raise Forbidden("this room is private")
         return room
+
+    @staticmethod
+    async def may_post(tx: Tx, p: Principal, room: RoomRow) -> bool:
+        """A private room: its members; admins and API keys too, except in direct rooms,
+        which are their two members' only."""
+        if (p.is_admin or p.is_service) and not room.is_direct:
+            return True
+        return await tx.rooms.is_member(room.id, p.user_id)
 
     async def get_for_join(self, p: Principal, name: str) -> tuple[RoomRow, ReadState]:
         """The room to join, and the joiner's read state in it (for `joined`)."""
@@ -165,6 +183,9 @@ class RoomService:
         return body
 
     def check_rate(self, p: Principal) -> None:
+        """Per person; an app's backend (an API key) is not rate-limited here."""
+        if p.is_service:
+            return
         wait = self.buckets.take((p.tenant_id, p.user_id))
         if wait > 0:
             raise RateLimited(wait, "too many messages; slow down")
@@ -184,6 +205,7 @@ class RoomService:
             sender=p.username,
             body=text,
             client_msg_id=client_msg_id,
+            private=room.private,
         )
 
     async def post(

@@ -172,3 +172,85 @@ class BroadcastOut(BaseModel):
 class BroadcastList(BaseModel):
     broadcasts: list[BroadcastOut]
     has_more: bool
+
+
+# Integrations --------------------------------------------------------------------
+class ApiKeyIn(BaseModel):
+    name: str = Field(min_length=1, max_length=60)
+    scopes: list[Literal["publish", "tokens", "admin"]] = Field(min_length=1)
+
+
+class ApiKeyOut(BaseModel):
+    id: int
+    name: str
+    scopes: list[str]
+    created_at: datetime
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="shown this once; only its hash is stored")
+
+
+class MintIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    create: bool = False
+    ttl: int | None = Field(None, ge=60, le=24 * 3600, description="seconds; default 15 min")
+
+
+class MintedToken(BaseModel):
+    access_token: str
+    expires_in: int
+
+
+class TicketMintIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    create: bool = False
+
+
+class PublishItem(BaseModel):
+    room: str = Field(min_length=1, max_length=64)
+    body: str
+    client_msg_id: ClientMsgId | None = None
+
+
+class PublishIn(BaseModel):
+    messages: list[PublishItem] = Field(min_length=1)
+
+
+class PublishResult(BaseModel):
+    room: str
+    seq: int | None = None
+    error: str | None = None
+    detail: str | None = None
+
+
+class PublishOut(BaseModel):
+    results: list[PublishResult]
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(min_length=1, max_length=2000)
+    events: list[str] = Field(min_length=1)
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    events: list[str]
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="signs every delivery (Standard Webhooks); shown once")
+
+
+class DeliveryOut(BaseModel):
+    event_id: str
+    type: str
+    attempts: int
+    status: Literal["pending", "delivered", "failed"]
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+
+
+class RedeliverIn(BaseModel):
+    event_id: str = Field(min_length=1, max_length=200)

@@ -187,9 +187,10 @@ class TokenCodec:
         role: str,
         session_id: uuid.UUID,
         now: float | None = None,
+        ttl: int | None = None,
     ) -> tuple[str, int]:
         now = int(now if now is not None else time.time())
-        exp = now + self._s.access_ttl_seconds
+        exp = now + (ttl or self._s.access_ttl_seconds)
         claims: dict[str, Any] = {
             "sub": str(user_id),
             "tid": tenant_id,

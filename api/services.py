@@ -10,6 +10,7 @@ from typing import Any
 from api import metrics
 from api.accounts import AccountService
 from api.amendments import AmendService
+from api.api_keys import ApiKeyService
 from api.broadcasts import BroadcastService
 from api.broker import Broker, create_broker, tenant_channel
 from api.broker.memory import MemoryBroker
@@ -19,6 +20,7 @@ from api.db import Database, create_engine, db_role_settings
 from api.direct_rooms import DirectRoomService
 from api.hub import Hub
 from api.persister import Persister
+from api.publishing import PublishService
 from api.reads import ReadService
 from api.retention import RetentionService
 from api.rooms import RoomService
@@ -26,6 +28,8 @@ from api.security import PasswordHasher
 from api.sessions import AuthService
 from api.settings import Settings
 from api.signals import SignalService
+from api.webhooks.service import WebhookService
+from api.webhooks.worker import WebhookWorker
 
 
 @dataclass
@@ -45,6 +49,9 @@ class Services:
     amend: AmendService
     signals: SignalService
     retention: RetentionService
+    api_keys: ApiKeyService
+    publishing: PublishService
+    webhooks: WebhookService
     relay: RelayListener | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -74,12 +81,14 @@ class Services:
             drain_seconds=settings.persister.drain_seconds,
         )
         rooms = RoomService(db, broker, persister, settings)
+        webhooks = WebhookService(db, settings.webhooks)
         hub = Hub(
             broker,
             rooms,
             gap_wait=settings.broker.gap_wait_ms / 1000,
             replay_page=settings.ws.replay_page_size,
             sockets_per_user=settings.limits.sockets_per_user,
+            on_presence=webhooks.presence_changed,
         )
         broadcasts = BroadcastService(db, broker, rooms, persister)
         relay = None
@@ -103,6 +112,9 @@ class Services:
             AmendService(db, broker, rooms),
             SignalService(broker, settings),
             RetentionService(db, rooms, settings.retention),
+            ApiKeyService(db),
+            PublishService(db, rooms, persister, settings.limits.publish_batch),
+            webhooks,
             relay,
         )
 
@@ -122,6 +134,8 @@ class Services:
             self.relay.start()
         self.background.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         self.background.append(asyncio.create_task(self.retention.run(), name="retention"))
+        worker = WebhookWorker(self.db, self.settings.webhooks)
+        self.background.append(asyncio.create_task(worker.run(), name="webhooks"))
 
     async def stop(self) -> None:
         """Stops whatever was started (a CLI command starts only the persister)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from api import events
 from api.db import Database
+from api.delegated import DelegatedSessions
 from api.errors import (
     ExpiredToken,
     InvalidCredentials,
@@ -57,6 +58,7 @@ class AuthService:
         self.settings = settings
         self.hasher = hasher
         self.tokens = TokenCodec(settings.auth)
+        self.delegated = DelegatedSessions(db, settings, self.tokens)
         self._publish = publish
 
     def origin_allowed(self, origin: str | None) -> bool:
@@ -154,6 +156,9 @@ class AuthService:
 
     # credentials -> Principal ------------------------------------------------
     async def from_access_token(self, token: str) -> Principal:
+        issuer = self.delegated.issuer_of(token)
+        if issuer is not None:  # a token of the app's own identity provider
+            return await self.delegated.principal(issuer, token)
         try:
             claims = self.tokens.decode(token)
         except TokenError as exc:

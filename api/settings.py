@@ -10,9 +10,9 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -78,6 +78,37 @@ class DatabaseSettings(BaseModel):
     max_overflow: int = _d(10, "extra connections per worker under bursts")
 
 
+class IssuerSettings(BaseModel):
+    """Another identity provider whose tokens are trusted (matched by their `iss`)."""
+
+    issuer: str
+    audience: str
+    algorithms: list[Literal["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "HS256"]]
+    jwks_url: str | None = None
+    public_key: str | None = None  # PEM
+    secret: SecretStr | None = None  # HS256
+    tenant_claim: str = "tid"  # names an existing tenant's slug
+    tenant: str | None = None  # or: every user of this issuer is in this tenant
+    username_claim: str = "sub"
+    role_claim: str | None = None  # "admin" makes an admin; anything else a member
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> IssuerSettings:
+        sources = [self.jwks_url, self.public_key, self.secret]
+        if sum(s is not None for s in sources) != 1:
+            raise ValueError(
+                f"issuer {self.issuer!r}: give exactly one of jwks_url, public_key, secret"
+            )
+        hmac = {a for a in self.algorithms if a.startswith("HS")}
+        if hmac and (self.secret is None or len(hmac) != len(self.algorithms)):
+            raise ValueError(
+                f"issuer {self.issuer!r}: HS256 needs `secret`, and only HMAC algorithms"
+            )
+        if self.secret is not None and not hmac:
+            raise ValueError(f"issuer {self.issuer!r}: a `secret` is only for HMAC algorithms")
+        return self
+
+
 class AuthSettings(BaseModel):
     jwt_secret: SecretStr = _d(
         SecretStr(""), "never here: set SWITCHBOARD_JWT_SECRET (HS256 key, used as given)"
@@ -94,6 +125,12 @@ class AuthSettings(BaseModel):
     hash_workers: int = _d(0, "threads for password hashing; 0 = cores - 1 (at least 1)")
     hash_nice: int = _d(10, "their CPU priority: sockets (the event loop) come first")
     hash_max_pending: int = _d(64, "logins waiting for a hash beyond this get 503 + Retry-After")
+    issuers: list[IssuerSettings] = _d(
+        lambda: [], "other token issuers to trust (JSON list in SWITCHBOARD_AUTH__ISSUERS)"
+    )
+    jwks_min_refresh_seconds: float = _d(
+        60.0, "refetch a JWKS for an unknown kid at most this often"
+    )
 
 
 class HttpSettings(BaseModel):
@@ -136,6 +173,19 @@ class LimitsSettings(BaseModel):
     signals_per_second: float = _d(20.0, "signals per user and worker (a bucket of its own)")
     signal_burst: int = _d(40, "the signal token bucket's size")
     unread_cap: int = _d(999, "unread counts stop here", ge=1)
+    publish_batch: int = _d(1000, "messages in one POST /publish", ge=1)
+
+
+class WebhookSettings(BaseModel):
+    timeout_seconds: float = _d(5.0, "a delivery that takes longer failed", gt=0)
+    backoff_base_seconds: float = _d(5.0, "first retry after about this long", gt=0)
+    backoff_max_seconds: float = _d(3600.0, "retries are spaced at most this much", gt=0)
+    max_attempts: int = _d(8, "then the delivery is `failed` (redeliver by hand)", ge=1)
+    allow_private_addresses: bool = _d(False, "allow loopback/private/link-local targets")
+    poll_seconds: float = _d(0.5, "how often a worker looks for due deliveries", gt=0)
+    concurrency: int = _d(32, "deliveries in flight per worker", ge=1)
+    per_endpoint: int = _d(4, "of those, at most this many to one endpoint", ge=1)
+    max_response_bytes: int = _d(65536, "read at most this much of an answer")
 
 
 class RetentionSettings(BaseModel):
@@ -188,6 +238,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     persister: PersisterSettings = Field(default_factory=PersisterSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -76,6 +76,9 @@ def make_server(database_url: str) -> Iterator[Any]:
 
 
 TABLES = (
+    "webhook_delivery",
+    "webhook_endpoint",
+    "api_key",
     "ws_ticket",
     "read_position",
     "message",
@@ -99,7 +102,13 @@ def _clean_tables(request: pytest.FixtureRequest) -> None:
     async def truncate() -> None:
         conn = await asyncpg.connect(_dsn(url))
         try:
-            await conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+            for attempt in range(5):  # servers' background loops (webhooks, retention) may
+                try:  # hold a lock TRUNCATE waits for in another order: try again
+                    await conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+                    return
+                except asyncpg.DeadlockDetectedError:
+                    if attempt == 4:
+                        raise
         finally:
             await conn.close()
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.repository.accounts import TenantRepo, UserRepo
+from api.repository.api_keys import ApiKeyRepo
 from api.repository.broadcasts import BroadcastRepo
 from api.repository.idempotency import IdempotencyRepo
 from api.repository.message_store import MessageStore
@@ -37,6 +38,7 @@ from api.repository.rows import (
     UserRow,
 )
 from api.repository.sessions import SessionRepo, ThrottleRepo, TicketRepo
+from api.repository.webhooks import DeliveryQueue, WebhookRepo
 
 
 class Tx:
@@ -91,6 +93,18 @@ class Tx:
     @cached_property
     def retention(self) -> RetentionRepo:
         return RetentionRepo(self.conn, self.tenant_id)
+
+    @cached_property
+    def api_keys(self) -> ApiKeyRepo:
+        return ApiKeyRepo(self.conn, self.tenant_id)
+
+    @cached_property
+    def webhooks(self) -> WebhookRepo:
+        return WebhookRepo(self.conn, self.tenant_id)
+
+    @cached_property
+    def deliveries(self) -> DeliveryQueue:
+        return DeliveryQueue(self.conn, None)
 
     @cached_property
     def broadcasts(self) -> BroadcastRepo:

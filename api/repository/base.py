@@ -8,6 +8,7 @@ from sqlalchemy import Table, func
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.models import (
+    ApiKey,
     Broadcast,
     IdempotencyKey,
     LoginThrottle,
@@ -17,6 +18,8 @@ from api.models import (
     Session,
     Tenant,
     User,
+    WebhookDelivery,
+    WebhookEndpoint,
     WsTicket,
 )
 
@@ -30,6 +33,9 @@ member_t = cast(Table, Membership.__table__)
 message_t = cast(Table, Message.__table__)
 broadcast_t = cast(Table, Broadcast.__table__)
 idem_t = cast(Table, IdempotencyKey.__table__)
+api_key_t = cast(Table, ApiKey.__table__)
+endpoint_t = cast(Table, WebhookEndpoint.__table__)
+delivery_t = cast(Table, WebhookDelivery.__table__)
 
 
 class NoTenant(RuntimeError):

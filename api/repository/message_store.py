@@ -32,7 +32,7 @@ WITH msgs AS (
            b.base + row_number() OVER (PARTITION BY m.room_id ORDER BY m.ord),
            m.sender_id, m.sender, m.body, m.kind, m.client_msg_id, $8
     FROM msgs m JOIN bumped b ON b.id = m.room_id
-    RETURNING room_id, sender_id, seq
+    RETURNING room_id, sender_id, seq, sender, body, kind, client_msg_id
 ), sender_read AS (
     -- sending moves the sender's read position to its message (it only moves forward)
     INSERT INTO read_position (tenant_id, room_id, user_id, last_read)
@@ -40,8 +40,42 @@ WITH msgs AS (
     GROUP BY room_id, sender_id
     ON CONFLICT (tenant_id, room_id, user_id) DO UPDATE
     SET last_read = GREATEST(read_position.last_read, EXCLUDED.last_read), updated_at = now()
+), created_events AS (
+    -- the webhook outbox, in the same transaction: nothing unless an endpoint wants it
+    INSERT INTO webhook_delivery (event_id, endpoint_id, tenant_id, type, data, created_at)
+    SELECT 'evt_m' || i.room_id || '_' || i.seq, e.id, $1, 'message.created',
+           jsonb_strip_nulls(jsonb_build_object(
+               'room', r.name, 'seq', i.seq, 'sender', i.sender, 'body', i.body,
+               'ts', to_char($8 AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+               'kind', i.kind, 'client_msg_id', i.client_msg_id)), $8
+    FROM inserted i
+    JOIN room r ON r.tenant_id = $1 AND r.id = i.room_id
+    JOIN webhook_endpoint e ON e.tenant_id = $1 AND 'message.created' = ANY(e.events)
+    WHERE i.kind IN ('user', 'broadcast')
 )
 SELECT id, base FROM bumped
+"""
+
+# message.unseen: a member of a private room with no open socket anywhere when it committed.
+_WANTS_UNSEEN = """
+SELECT EXISTS (SELECT 1 FROM webhook_endpoint
+               WHERE tenant_id = $1 AND 'message.unseen' = ANY(events))
+"""
+_UNSEEN = """
+INSERT INTO webhook_delivery (event_id, endpoint_id, tenant_id, type, data, created_at)
+SELECT 'evt_u' || m.room_id || '_' || m.seq || '_' || u.id, e.id, $1, 'message.unseen',
+       jsonb_build_object('user', u.username, 'message', jsonb_strip_nulls(jsonb_build_object(
+           'room', r.name, 'seq', m.seq, 'sender', m.sender, 'body', m.body,
+           'ts', to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'kind', m.kind, 'client_msg_id', m.client_msg_id))), m.created_at
+FROM unnest($2::bigint[], $3::bigint[]) AS fresh(room_id, seq)
+JOIN message m ON m.tenant_id = $1 AND m.room_id = fresh.room_id AND m.seq = fresh.seq
+JOIN room r ON r.tenant_id = $1 AND r.id = m.room_id AND r.private
+JOIN membership mb ON mb.tenant_id = $1 AND mb.room_id = m.room_id
+JOIN app_user u ON u.tenant_id = $1 AND u.id = mb.user_id
+JOIN webhook_endpoint e ON e.tenant_id = $1 AND 'message.unseen' = ANY(e.events)
+WHERE u.id IS DISTINCT FROM m.sender_id AND NOT (u.username = ANY($4::text[]))
+ON CONFLICT DO NOTHING
 """
 
 _EXISTING = """
@@ -126,6 +160,18 @@ class MessageStore:
         )
         result = await self.conn.fetch(_APPEND, tenant_id, *columns, ts)
         return {r["id"]: r["base"] for r in result}
+
+    async def wants_unseen(self, tenant_id: int) -> bool:
+        return bool(await self.conn.fetchval(_WANTS_UNSEEN, tenant_id))
+
+    async def outbox_unseen(
+        self, tenant_id: int, stored: Sequence[tuple[int, int]], online: Sequence[str]
+    ) -> None:
+        """`message.unseen` for each (room id, seq) just stored in a private room, for each
+        member other than the sender who is not among `online` usernames."""
+        await self.conn.execute(
+            _UNSEEN, tenant_id, [r for r, _ in stored], [s for _, s in stored], list(online)
+        )
 
     async def commit(self) -> None:
         await self.conn.execute("COMMIT")

@@ -82,6 +82,12 @@ class RoomRepo(Repo):
         ).one_or_none()
         return room_row(row) if row else None
 
+    async def by_names(self, names: list[str]) -> dict[str, RoomRow]:
+        rows = await self.conn.execute(
+            select(room_t).where(room_t.c.tenant_id == self.tenant_id, room_t.c.name.in_(names))
+        )
+        return {r.name: room_row(r) for r in rows}
+
     async def last_seq(self, room_id: int) -> int:
         found = await self.conn.execute(
             select(room_t.c.last_seq).where(

@@ -35,6 +35,11 @@ class UserRow:
     disabled: bool
     created_at: datetime
 
+    @property
+    def is_service(self) -> bool:
+        """An API key's `@<name>` user (the sender of what the key publishes)."""
+        return self.username.startswith("@")
+
 
 @dataclass(frozen=True, slots=True)
 class SessionView:

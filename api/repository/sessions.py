@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from api.repository.base import Repo, seconds, session_t, throttle_t, ticket_t
 from api.repository.rows import SessionSecrets, SessionView, TicketRedemption, session_view
@@ -44,6 +46,22 @@ class SessionRepo(Repo):
                 cookie_hash=cookie_hash,
                 expires_at=func.now() + seconds(ttl_seconds),
             )
+        )
+
+    async def ensure(self, user_id: int, session_id: uuid.UUID, ttl_seconds: int) -> None:
+        """A session that no refresh token or cookie can use (random hashes nobody holds):
+        the anchor of tokens minted for a user whose password lives elsewhere."""
+        await self.conn.execute(
+            pg_insert(session_t)
+            .values(
+                id=session_id,
+                tenant_id=self.tenant_id,
+                user_id=user_id,
+                refresh_hash=os.urandom(32),
+                cookie_hash=os.urandom(32),
+                expires_at=func.now() + seconds(ttl_seconds),
+            )
+            .on_conflict_do_nothing()
         )
 
     async def view(self, session_id: uuid.UUID) -> SessionView | None:

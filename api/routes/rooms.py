@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import CHECKED_INPUT, CurrentPrincipal, Rooms, ServicesDep
+from api.deps import CHECKED_INPUT, CurrentPrincipal, PublisherPrincipal, Rooms, ServicesDep
 from api.errors import ValidationFailed, error_responses
 from api.protocol import MAX_SEQ
 from api.protocol import server as frames
@@ -128,8 +128,9 @@ async def history(
 
 @router.post("/{room}/messages", response_model=MessageOut, status_code=201)
 async def post_message(
-    room: str, body: PostMessageIn, principal: CurrentPrincipal, rooms: Rooms, response: Response
+    room: str, body: PostMessageIn, principal: PublisherPrincipal, rooms: Rooms, response: Response
 ) -> MessageOut:
+    """A person, or an app's backend with a `publish` API key (the sender is `@<key name>`)."""
     target = await rooms.get(principal, room)
     stored, created = await rooms.post(principal, target, body.body, body.client_msg_id)
     if not created:
