@@ -92,7 +92,8 @@ class LiveServer:
         return asyncio.run_coroutine_threadsafe(fn(self.services), self.loop).result(timeout)
 
     def http(self, **kw: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=10, **kw)
+        kw.setdefault("timeout", 10)
+        return httpx.Client(base_url=self.base_url, **kw)
 
     def ws(self, path: str = "/ws", **kw: Any) -> ClientConnection:
         kw.setdefault("open_timeout", 10)

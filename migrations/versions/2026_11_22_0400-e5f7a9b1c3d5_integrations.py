@@ -36,14 +36,11 @@ def _tenant_fk(table: str, column: str, target: str) -> sa.ForeignKeyConstraint:
     )
 
 
-def _protect(table: str, using: str) -> None:
+def _protect(table: str, rule: str) -> None:
     op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}")
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-    op.execute(
-        f"CREATE POLICY tenant_isolation ON {table} USING ({using}) "
-        f"WITH CHECK (tenant_id = {CURRENT_TENANT})"
-    )
+    op.execute(f"CREATE POLICY tenant_isolation ON {table} USING ({rule}) WITH CHECK ({rule})")
 
 
 def upgrade() -> None:
@@ -123,7 +120,10 @@ def upgrade() -> None:
         "ix_webhook_delivery_endpoint_recent", "webhook_delivery", ["endpoint_id", "created_at"]
     )
     _protect("api_key", f"tenant_id = {CURRENT_TENANT}")
-    _protect("webhook_endpoint", f"tenant_id = {CURRENT_TENANT} OR {WORKER}")
+    _protect("webhook_endpoint", f"tenant_id = {CURRENT_TENANT}")
+    op.execute(  # the worker reads every tenant's endpoints, and writes none
+        f"CREATE POLICY webhook_worker_reads ON webhook_endpoint FOR SELECT USING ({WORKER})"
+    )
     _protect("webhook_delivery", f"tenant_id = {CURRENT_TENANT} OR {WORKER}")
     op.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}")
 
