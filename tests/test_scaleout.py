@@ -458,3 +458,24 @@ def test_signals_and_read_positions_cross_workers(
     assert next_of(b2, "read")["user"] == "bob"  # his own, as every device of his
     for ws in (a1, a2, b2):
         ws.close()
+
+
+def test_an_api_key_revoked_on_one_worker_stops_on_the_other(
+    two_workers: tuple[Worker, Worker], factory: Factory
+) -> None:
+    w1, w2 = two_workers
+    admin = team(factory, "alice")["alice"]
+    with (
+        httpx.Client(base_url=w1.base_url, timeout=10) as one,
+        httpx.Client(base_url=w2.base_url, timeout=10) as two,
+    ):
+        created = one.post(
+            "/admin/api-keys", json={"name": "ci", "scopes": ["publish"]}, headers=admin.headers
+        ).json()
+        key = {"Authorization": f"Bearer {created['key']}"}
+        body = {"messages": [{"room": "general", "body": "deployed"}]}
+        assert two.post("/publish", json=body, headers=key).json()["results"][0]["seq"] == 1
+        assert (
+            one.delete(f"/admin/api-keys/{created['id']}", headers=admin.headers).status_code == 204
+        )
+        assert two.post("/publish", json=body, headers=key).status_code == 401  # at once
