@@ -1,10 +1,8 @@
 """Batched, ordered writes of messages to Postgres (group commit).
 
 Whatever is queued while a commit is in flight goes into the next transaction together,
-so a busy server pays one commit for many messages. A batch is a few round trips however
-many rooms it touches (see repository.MessageStore): lock the rooms in id order, look up
-retried client_msg_ids, advance every room's last_seq and insert every row in one statement,
-commit. Only then are the senders answered and the messages published.
+so a busy server pays one commit for many messages (how a batch is written: api.batch).
+Only after the commit are the senders answered and the messages published.
 """
 
 from __future__ import annotations
@@ -13,52 +11,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import events, metrics
-from api.broker import Broker, room_channel, tenant_channel
+from api.batch import BatchWriter, Draft, Stored
+from api.broker import Broker, room_channel
 from api.db import Database
 from api.errors import BodyInvalid, Unavailable
-from api.protocol import server as frames
-from api.repository import MessageKind, MessageRow, MessageStore
+from api.repository import MessageKind, MessageStore
 
 log = logging.getLogger("switchboard.persister")
 # A batch that conflicts with another worker's (same client_msg_id, or rooms locked in
 # another order) is retried: the retry finds the stored row. Past this, it is `unavailable`.
 CONFLICT_ATTEMPTS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    tenant_id: int
-    room_id: int
-    message: MessageRow
-    frame: str  # the `message` frame, encoded once for every recipient
-
-
-@dataclass(slots=True)
-class Draft:
-    tenant_id: int
-    room_id: int
-    room: str
-    sender_id: int | None
-    sender: str
-    body: str
-    kind: MessageKind
-    client_msg_id: str | None
-    private: bool = False  # a private room's message may be `message.unseen` by a member
-    future: asyncio.Future[tuple[Stored, bool]] | None = field(default=None, repr=False)
-
-    @property
-    def idempotency_key(self) -> tuple[int, str] | None:
-        if self.client_msg_id is None or self.sender_id is None:
-            return None
-        return (self.sender_id, self.client_msg_id)
 
 
 class Persister:
@@ -80,6 +47,7 @@ class Persister:
         self._task: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
         self._store: MessageStore | None = None
+        self.writer = BatchWriter(broker)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="persister")
@@ -143,7 +111,7 @@ class Persister:
             store = MessageStore(conn)
             for attempt in range(CONFLICT_ATTEMPTS):
                 try:
-                    results = await self._transaction(drafts, store)
+                    results = await self.writer.transaction(drafts, store)
                     break
                 except (asyncpg.IntegrityConstraintViolationError, asyncpg.DeadlockDetectedError):
                     if attempt == CONFLICT_ATTEMPTS - 1:
@@ -181,7 +149,7 @@ class Persister:
         results: dict[int, tuple[Stored, bool]] = {}
         for attempt in range(CONFLICT_ATTEMPTS):
             try:
-                results = await self._transaction(batch, await self._writer())
+                results = await self.writer.transaction(batch, await self._writer())
                 break
             except (asyncpg.IntegrityConstraintViolationError, asyncpg.DeadlockDetectedError):
                 # Another worker stored the same client_msg_id (or locked rooms in another
@@ -256,75 +224,3 @@ class Persister:
                 await conn.invalidate()
             with contextlib.suppress(Exception):
                 await conn.close()
-
-    async def _transaction(
-        self, batch: list[Draft], store: MessageStore
-    ) -> dict[int, tuple[Stored, bool]]:
-        by_tenant: defaultdict[int, list[Draft]] = defaultdict(list)
-        for draft in batch:
-            by_tenant[draft.tenant_id].append(draft)
-        results: dict[int, tuple[Stored, bool]] = {}
-        now = datetime.now(UTC)
-        await store.begin()
-        try:
-            for tenant_id, drafts in by_tenant.items():
-                await store.lock_rooms(tenant_id, [d.room_id for d in drafts])
-                results.update(await self._store_tenant(store, tenant_id, drafts, now))
-            await store.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await store.rollback()
-            raise
-        return results
-
-    async def _store_tenant(
-        self, store: MessageStore, tenant_id: int, drafts: list[Draft], now: datetime
-    ) -> dict[int, tuple[Stored, bool]]:
-        results: dict[int, tuple[Stored, bool]] = {}
-        keys = [k for d in drafts if (k := d.idempotency_key) is not None]
-        existing = await store.existing(tenant_id, keys) if keys else {}
-        fresh: list[Draft] = []
-        first_with_key: dict[tuple[int, str], Draft] = {}
-        repeats: list[tuple[Draft, Draft]] = []
-        for draft in drafts:
-            key = draft.idempotency_key
-            if key is not None and key in existing:
-                found = existing[key]
-                results[id(draft)] = (
-                    Stored(tenant_id, found.room_id, found.message, frames.message(found.message)),
-                    False,
-                )
-            elif key is not None and key in first_with_key:
-                repeats.append((draft, first_with_key[key]))
-            else:
-                fresh.append(draft)
-                if key is not None:
-                    first_with_key[key] = draft
-        if fresh:
-            base = await store.append(tenant_id, fresh, now)
-            next_seq = {room_id: seq + 1 for room_id, seq in base.items()}
-            for draft in fresh:
-                seq = next_seq[draft.room_id]
-                next_seq[draft.room_id] = seq + 1
-                message = MessageRow(
-                    draft.room, seq, draft.sender, draft.body, now, draft.kind, draft.client_msg_id
-                )
-                results[id(draft)] = (
-                    Stored(tenant_id, draft.room_id, message, frames.message(message)),
-                    True,
-                )
-        for draft, original in repeats:
-            results[id(draft)] = (results[id(original)][0], False)
-        private = [(d.room_id, results[id(d)][0].message.seq) for d in fresh if d.private]
-        if private and await store.wants_unseen(tenant_id):
-            await store.outbox_unseen(tenant_id, private, await self._online(tenant_id))
-        return results
-
-    async def _online(self, tenant_id: int) -> list[str]:
-        """Who has a socket open in the tenant, on any worker. Unknown (the broker is away):
-        nobody, so a push is sent rather than missed."""
-        try:
-            return list(await self.broker.presence(tenant_channel(tenant_id)))
-        except Exception as exc:
-            log.warning("presence unavailable for message.unseen: %s", exc)
-            return []

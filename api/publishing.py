@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from api.batch import Draft
 from api.db import Database
 from api.errors import APIError, Forbidden, RoomNotFound, ValidationFailed
-from api.persister import Draft, Persister
+from api.persister import Persister
 from api.principal import Principal
 from api.repository import MessageKind, RoomRow
 from api.rooms import RoomService

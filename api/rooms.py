@@ -7,11 +7,12 @@ import asyncio
 from sqlalchemy.exc import IntegrityError
 
 from api import events
+from api.batch import Stored
 from api.broker import Broker, room_channel, tenant_channel
 from api.db import Database
 from api.errors import BodyInvalid, Conflict, Forbidden, RateLimited, RoomNotFound, UserNotFound
 from api.fanout import Frames
-from api.persister import Persister, Stored
+from api.persister import Persister
 from api.principal import Principal
 from api.protocol import server as frames
 from api.ratelimit import TokenBuckets
