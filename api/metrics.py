@@ -46,6 +46,9 @@ SLOW_CONSUMERS = Counter(
     "switchboard_slow_consumers_total",
     "Connections closed with 1013 because their send queue overflowed",
 )
+LOGINS_SHED = Counter(
+    "switchboard_logins_shed_total", "Logins refused (503) because the hashing budget was spent"
+)
 SIGNALS_DROPPED = Counter(
     "switchboard_signals_dropped_total", "Signals not sent to a socket that was behind"
 )

@@ -26,7 +26,37 @@ T = TypeVar("T")
 
 
 class HashingBusy(Exception):
-    """Too many hashes are waiting: shed the login rather than queue it without bound."""
+    """The hashing budget is spent: shed the login at once rather than queue it."""
+
+    def __init__(self, retry_after: float = 1.0) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"retry after {retry_after:.1f} s")
+
+
+# The first estimate of one hash's CPU time, until hashes are measured (argon2id, 19 MiB, t=2).
+INITIAL_HASH_SECONDS = 0.035
+HASH_COST_SMOOTHING = 0.2  # weight of the newest measurement in the running estimate
+
+
+class CpuBudget:
+    """A token bucket whose tokens are CPU seconds: `share` of one core on average, with a
+    burst of `burst_seconds` of that. Logins are admitted against it before any work."""
+
+    def __init__(self, share: float, burst_seconds: float = 2.0) -> None:
+        self.rate = share
+        self.capacity = max(share * burst_seconds, INITIAL_HASH_SECONDS)
+        self.tokens = self.capacity
+        self.at = time.monotonic()
+
+    def take(self, cost: float) -> float:
+        """0.0 when admitted (the cost is taken); else the seconds until it would be."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return 0.0
+        return (cost - self.tokens) / self.rate if self.rate > 0 else 60.0
 
 
 def _lower_priority(nice: int) -> None:
@@ -40,8 +70,10 @@ class PasswordHasher:
     """argon2id for new hashes; bcrypt still verifies and is flagged for re-hashing.
 
     A hash costs ~30 ms of CPU. It runs on a small pool of low-priority threads (at most
-    cores - 1, so one core stays with the event loop), and past `max_pending` waiting
-    hashes new logins are refused (503) instead of slowing every socket down.
+    cores - 1, so one core stays with the event loop). Logins are admitted against a CPU
+    budget (`auth.hash_cpu_share` of one core, measured per hash) and, past `max_pending`
+    waiting hashes, refused: a fast 503 with Retry-After instead of a queue that slows every
+    socket down.
     """
 
     def __init__(self, settings: AuthSettings) -> None:
@@ -54,6 +86,8 @@ class PasswordHasher:
         )
         self._max_pending = settings.hash_max_pending
         self._pending = 0
+        self._budget = CpuBudget(settings.hash_cpu_share)
+        self.hash_seconds = INITIAL_HASH_SECONDS  # running estimate of one hash's CPU time
         self._context = CryptContext(
             schemes=["argon2", "bcrypt"],
             deprecated=["bcrypt"],
@@ -68,14 +102,25 @@ class PasswordHasher:
         hashed: str = self._context.hash(password)
         return hashed
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    def admit(self) -> None:
+        """Take one hash's cost from the budget now (before the login does any other work),
+        or raise HashingBusy with when to retry."""
         if self._pending >= self._max_pending:
-            raise HashingBusy()
+            raise HashingBusy(1.0)
+        wait = self._budget.take(self.hash_seconds)
+        if wait > 0:
+            raise HashingBusy(wait)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         self._pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            result, cpu = await asyncio.get_running_loop().run_in_executor(
+                self._pool, _timed, fn, *args
+            )
         finally:
             self._pending -= 1
+        self.hash_seconds += HASH_COST_SMOOTHING * (cpu - self.hash_seconds)
+        return result
 
     async def hash(self, password: str) -> str:
         return await self._run(self._context.hash, password)
@@ -92,6 +137,13 @@ class PasswordHasher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """In a hashing thread: the result, and the CPU time this thread spent on it."""
+    started = time.thread_time()
+    result = fn(*args)
+    return result, time.thread_time() - started
 
 
 def new_secret() -> str:

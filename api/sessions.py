@@ -6,11 +6,12 @@ tickets are opaque `<tenant>.<session>.<secret>` strings stored as hashes.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
 
-from api import events
+from api import events, metrics
 from api.db import Database
 from api.delegated import DelegatedSessions
 from api.errors import (
@@ -33,9 +34,6 @@ from api.security import (
     same_digest,
 )
 from api.settings import Settings
-
-# A login refused because hashing is saturated is worth retrying after about this long.
-HASHING_BUSY_RETRY_AFTER = "1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +65,14 @@ class AuthService:
 
     # login / refresh / logout ------------------------------------------------
     async def login(self, tenant: str, username: str, password: str, address: str) -> Issued:
+        try:  # admission first: a login the hashing budget cannot serve costs nothing more
+            self.hasher.admit()
+        except HashingBusy as exc:
+            metrics.LOGINS_SHED.inc()
+            raise Unavailable(
+                "too many logins right now; retry shortly",
+                headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+            ) from exc
         limits = self.settings.limits
         keys = [f"user:{tenant}/{username}", f"addr:{address}"]
         window = limits.login_window_seconds
@@ -80,16 +86,7 @@ class AuthService:
                 user = await (await tx.for_tenant(tenant_id)).users.by_name(username)
         if wait > 0:
             raise RateLimited(wait, "too many failed logins; try again later")
-        try:
-            ok, new_hash = await self.hasher.verify(password, user.password_hash if user else None)
-        except HashingBusy as exc:
-            async with self.db.tx() as tx:  # shed, not checked: the attempt does not count
-                for key in keys:
-                    await tx.throttle.release(key)
-            raise Unavailable(
-                "too many logins in progress; retry shortly",
-                headers={"Retry-After": HASHING_BUSY_RETRY_AFTER},
-            ) from exc
+        ok, new_hash = await self.hasher.verify(password, user.password_hash if user else None)
         if user is None or not ok or user.disabled:
             raise InvalidCredentials()  # the attempt is already counted (reserved)
         async with self.db.tx(user.tenant_id) as tx:

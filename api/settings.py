@@ -124,7 +124,10 @@ class AuthSettings(BaseModel):
     argon2_time_cost: int = _d(2, "argon2id passes")
     hash_workers: int = _d(0, "threads for password hashing; 0 = cores - 1 (at least 1)")
     hash_nice: int = _d(10, "their CPU priority: sockets (the event loop) come first")
-    hash_max_pending: int = _d(64, "logins waiting for a hash beyond this get 503 + Retry-After")
+    hash_max_pending: int = _d(8, "logins waiting for a hash beyond this get 503 + Retry-After")
+    hash_cpu_share: float = _d(
+        0.5, "hashing may use this much of one core on average; more logins get a fast 503", gt=0
+    )
     issuers: list[IssuerSettings] = _d(
         lambda: [], "other token issuers to trust (JSON list in SWITCHBOARD_AUTH__ISSUERS)"
     )

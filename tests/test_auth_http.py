@@ -322,3 +322,28 @@ def test_operations_endpoints(server: LiveServer) -> None:
         assert "switchboard_connections" in metrics and "switchboard_messages_in_total" in metrics
         assert client.get("/docs").status_code == 200
         assert "/auth/login" in client.get("/openapi.json").json()["paths"]
+
+
+def test_logins_beyond_the_hashing_budget_get_a_fast_503(
+    make_server: Any, factory: Factory
+) -> None:
+    """Admission control: with a budget of 2% of a core, one real-cost login fits and the
+    next ones are refused at once (503 + Retry-After) instead of queueing for the CPU."""
+    live = make_server(auth={"hash_cpu_share": 0.02, "argon2_memory_kib": 19456})
+    tenant = factory.tenant()
+    factory.user(tenant, "alice")
+    body = {"tenant": tenant, "username": "alice", "password": "correct horse battery"}
+    with live.http() as client:
+        first = client.post("/auth/login", json=body)
+        shed = [client.post("/auth/login", json=body) for _ in range(5)]
+        metrics = client.get("/metrics").text
+    assert first.status_code == 200
+    assert {r.status_code for r in shed} == {503}
+    assert all(int(r.headers["retry-after"]) >= 1 for r in shed)
+    assert shed[0].json()["error"] == "unavailable"
+    shed_total = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("switchboard_logins_shed_total")
+    )
+    assert shed_total >= 5  # counted (the registry is shared by this test process)
