@@ -1,6 +1,7 @@
 """python -m bench SCENARIO [--quick] [--json] [--write]
 
-SCENARIO is one of fanout, latency, ingest, connections, history, login, or all.
+SCENARIO is one of fanout, latency, ingest, connections, history, login, signals,
+reconnect_storm, per_message_cost, or all.
 --quick: shorter runs (all scenarios in under 5 minutes); --write: also regenerate
 bench/RESULTS.md and bench/results.png from this run.
 """
@@ -14,8 +15,17 @@ import sys
 import time
 from typing import Any
 
+from bench.cost import per_message_cost, signals
 from bench.scenarios import SCENARIOS, Context
 from bench.servers import Database
+from bench.storm import reconnect_storm
+
+ALL = {
+    **SCENARIOS,
+    "signals": signals,
+    "reconnect_storm": reconnect_storm,
+    "per_message_cost": per_message_cost,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,14 +34,14 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", choices=[*SCENARIOS, "all"])
+    parser.add_argument("scenario", choices=[*ALL, "all"])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--tiny", action="store_true", help="the harness's own smoke test")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--write", action="store_true", help="update RESULTS.md and the chart")
     args = parser.parse_args(argv)
     size = 2 if args.tiny else 1 if args.quick else 0
-    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    names = list(ALL) if args.scenario == "all" else [args.scenario]
     db = Database().create()
     ctx = Context(db, size)
     results: list[dict[str, Any]] = []
@@ -39,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             t0 = time.monotonic()
-            outcome = SCENARIOS[name](ctx)
+            outcome = ALL[name](ctx)
             outcome["seconds"] = round(time.monotonic() - t0, 1)
             results.append(outcome)
             if args.json:

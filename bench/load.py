@@ -161,6 +161,53 @@ def publisher(
     results.put({"sent": sent, "acked": acked})
 
 
+def counted_publisher(port: int, room: str, token: str, count: int, results: Any) -> None:
+    """Exactly `count` messages, at most 8 unacknowledged; returns when all are acked."""
+    proto = PROTOCOLS["switchboard"]
+    ws = _connect("switchboard", port, room, token)
+    sent = acked = 0
+    started = time.monotonic()
+
+    def on_frame(_ws: RawSocket, opcode: int, payload: bytes) -> None:
+        nonlocal acked
+        if opcode == 1 and proto.is_ack(payload):
+            acked += 1
+
+    def step() -> bool:
+        nonlocal sent
+        while sent < count and sent - acked < 8:
+            ws.send_text(proto.publish(room, _body(100, time.monotonic())))
+            sent += 1
+        return acked >= count or time.monotonic() - started > HARD_STOP
+
+    pump([ws], on_frame, step)
+    ws.close()
+    results.put({"sent": sent, "acked": acked})
+
+
+def signaller(port: int, room: str, token: str, rate: float, results: Any, stop: Any) -> None:
+    """Signals into `room` at `rate` per second (no ack: a signal is fire-and-forget)."""
+    proto = PROTOCOLS["switchboard-signals"]
+    ws = _connect("switchboard", port, room, token)
+    sent = 0
+    started = time.monotonic()
+    frame = proto.publish(room, "typing")
+
+    def step() -> bool:
+        nonlocal sent
+        now = time.monotonic()
+        if stop.is_set() or now - started > HARD_STOP:
+            return True
+        while sent < (now - started) * rate:
+            ws.send_text(frame)
+            sent += 1
+        return False
+
+    pump([ws], lambda *_: None, step)
+    ws.close()
+    results.put({"sent": sent})
+
+
 def senders(
     proto_name: str,
     port: int,

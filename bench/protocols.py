@@ -66,6 +66,19 @@ class Switchboard(Protocol):
         return payload.startswith(b'{"type":"ack"')
 
 
+class SwitchboardSignals(Switchboard):
+    """Signals instead of messages: the same room, ephemeral frames, no ack."""
+
+    def is_message(self, payload: bytes) -> bool:
+        return payload.startswith(b'{"type":"signal"')
+
+    def publish(self, room: str, body: str) -> str:
+        return json.dumps({"type": "signal", "room": room, "data": body})
+
+    def is_ack(self, payload: bytes) -> bool:
+        return False
+
+
 class Naive(Protocol):
     """The FastAPI tutorial: every text frame is broadcast to every socket."""
 
@@ -108,6 +121,7 @@ class SocketIO(Protocol):
 
 PROTOCOLS: dict[str, Protocol] = {
     "switchboard": Switchboard("switchboard"),
+    "switchboard-signals": SwitchboardSignals("switchboard-signals"),
     "naive": Naive("naive"),
     "naive-persist": NaivePersist("naive-persist"),
     "websockets": WebsocketsBroadcast("websockets"),

@@ -237,6 +237,7 @@ def fanout(ctx: Context) -> dict[str, Any]:
             "runs": out["runs"],
         }
     ctx.shared["fanout_rate"] = values["switchboard"]
+    ctx.shared["naive_fanout"] = values["naive"]
     return result(
         "fanout",
         "deliveries/s",

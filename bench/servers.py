@@ -36,6 +36,8 @@ SWITCHBOARD_LIMITS = {
     "SWITCHBOARD_LIMITS__MESSAGE_BURST": "1000000000",
     "SWITCHBOARD_LIMITS__SOCKETS_PER_USER": "100000",
     "SWITCHBOARD_LIMITS__LOGIN_FAILURES_PER_ADDRESS": "1000000",
+    "SWITCHBOARD_LIMITS__SIGNALS_PER_SECOND": "1000000000",
+    "SWITCHBOARD_LIMITS__SIGNAL_BURST": "1000000000",
 }
 
 
@@ -102,8 +104,10 @@ class Server:
         env: dict[str, str],
         port: int,
         ready_path: str | None = "/healthz",
+        start_timeout: float = 60.0,
     ) -> None:
         self.name, self.argv, self.port, self.ready_path = name, argv, port, ready_path
+        self.start_timeout = start_timeout
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = ROOT / ".switchboard" / f"bench-{name}.log"
@@ -119,7 +123,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 preexec_fn=raise_fd_limit,
             )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
@@ -173,12 +177,12 @@ class Server:
             self.proc.wait(5)
 
 
-def switchboard(db: Database) -> Server:
+def switchboard(db: Database, wrapper: list[str] | None = None) -> Server:
+    """`wrapper`: a command to run the server under (valgrind, for instruction counts)."""
     port = free_port()
     env = {"DATABASE_URL": db.url, "SWITCHBOARD_JWT_SECRET": SECRET, **SWITCHBOARD_LIMITS}
-    server = Server(
-        "switchboard", [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env, port
-    )
+    argv = [*(wrapper or []), sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
+    server = Server("switchboard", argv, env, port)
     server.env.pop("REDIS_URL", None)  # one process, in-process broker
     return server
 

@@ -1,0 +1,227 @@
+"""Two scenarios about what a message costs: `signals` (ephemeral fan-out, and proof that no
+database round trip is made per signal) and `per_message_cost` (server CPU instructions per
+delivered and per ingested message, counted by valgrind's callgrind: this machine has no
+hardware counters for `perf stat -e instructions`, and an instruction count does not move
+with the noise of a shared machine the way seconds do)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench import load
+from bench.scenarios import (
+    Context,
+    _collect,
+    _finish,
+    median_of,
+    result,
+    room_tokens,
+    run_fanout,
+    with_server,
+)
+from bench.servers import ROOT, Server, create_rooms, peer, switchboard
+
+SIZES: dict[str, tuple[Any, Any, Any]] = {  # full, quick, tiny
+    "messages": (400, 200, 30),
+    "cost_subscribers": (20, 20, 4),
+}
+
+
+def _p(ctx: Context, name: str) -> Any:
+    return SIZES[name][ctx.size]
+
+
+async def _transactions(db_url: str) -> int:
+    """Commits so far in the benchmark's database (every worker, every background loop)."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+def signals(ctx: Context) -> dict[str, Any]:
+    """1000 members, one sender of signals; offered a bit more than naive fan-out's rate,
+    so the number is what the server can deliver (signals to a socket that is behind are
+    dropped, by design)."""
+    n = ctx.p("subscribers")
+    naive = ctx.shared.get("naive_fanout")
+    if naive is None:
+        naive = with_server(
+            peer("naive"),
+            lambda s: median_of(1, lambda: run_fanout(s, "naive", [""], n, None, ctx)),
+        )["value"]
+    rate = max(10.0, naive * 1.2 / n)
+
+    def work(s: Server) -> dict[str, Any]:
+        tokens = room_tokens(ctx, s, "switchboard")
+        stop, out = load.CTX.Event(), load.CTX.Queue()
+        extra: list[Any] = []
+        before: list[int] = []
+
+        def start_signals() -> list[Any]:
+            # Counted from here: the members are connected and joined; what follows is
+            # signals, plus the server's background loops (a webhook poll twice a second).
+            before.append(asyncio.run(_transactions(ctx.db.dsn)))
+            extra.append(load.start(load.signaller, s.port, "bench", tokens[0], rate, out, stop))
+            return extra
+
+        fan = run_fanout(s, "switchboard-signals", tokens, n, 1e-9, ctx, alongside=start_signals)
+        stop.set()
+        sent = _collect(out, 1)[0]["sent"]
+        _finish(extra)
+        fan["transactions"] = asyncio.run(_transactions(ctx.db.dsn)) - before[0]
+        fan["signals_sent"] = sent
+        return fan
+
+    out = with_server(switchboard(ctx.db), work)
+    return result(
+        "signals",
+        "signal deliveries/s",
+        {"switchboard": out["value"], "naive fan-out": naive},
+        {"members": n, "offered_signals_per_s": round(rate, 1), "duration_s": ctx.p("duration")},
+        {"switchboard": out["resources"]},
+        detail={
+            "signals_sent": out["signals_sent"],
+            "db_transactions_meanwhile": out["transactions"],
+            "db_transactions_per_signal": round(
+                out["transactions"] / max(out["signals_sent"], 1), 4
+            ),
+            "connected": out["connected"],
+        },
+    )
+
+
+# per_message_cost -------------------------------------------------------------------
+# Not instrumented until told (start-up runs at valgrind's plain speed); each window turns
+# instrumentation on, dumps what it counted, and turns it off again.
+CALLGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+
+
+def _instructions(pid: int, out_dir: Path) -> int:
+    """Dump callgrind's counters (collected since the last dump) and read the total."""
+    before = set(out_dir.glob("callgrind.out.*"))
+    subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        new = sorted(set(out_dir.glob("callgrind.out.*")) - before)
+        for path in new:
+            text = path.read_text(errors="replace")
+            found = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
+            if found:
+                return int(found.group(1))
+        time.sleep(0.5)
+    raise RuntimeError("callgrind wrote no dump")
+
+
+def _toggle(pid: int, on: bool) -> None:
+    flag = "on" if on else "off"
+    subprocess.run(["callgrind_control", "-i", flag, str(pid)], check=True, capture_output=True)
+
+
+def per_message_cost(ctx: Context) -> dict[str, Any]:
+    messages, subs = _p(ctx, "messages"), _p(ctx, "cost_subscribers")
+    out_dir = ROOT / ".switchboard" / "callgrind"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("callgrind.out.*"):
+        old.unlink()
+    wrapper = [*CALLGRIND, f"--callgrind-out-file={out_dir}/callgrind.out.%p"]
+    server = switchboard(ctx.db, wrapper)
+    server.start_timeout = 900.0  # python under valgrind starts some 50x slower
+
+    def measure(s: Server, tokens: list[str], fan_out: bool) -> dict[str, Any]:
+        """Instructions per message (and per delivery) as a slope: a round of `messages`
+        and a round of twice as many, each counted, so fixed costs (the publisher's
+        connection, its join) cancel out. A first round, not counted, warms the paths."""
+        assert s.proc is not None
+        room = "bench" if fan_out else "quiet"
+        ready, results, pub = load.CTX.Queue(), load.CTX.Queue(), load.CTX.Queue()
+        stop = load.CTX.Event()
+        procs = []
+        if fan_out:
+            procs.append(
+                load.start(
+                    load.subscribers,
+                    "switchboard",
+                    s.port,
+                    room,
+                    tokens[:1] * subs,
+                    False,
+                    ready,
+                    results,
+                    stop,
+                )
+            )
+            load.ready_count(ready, 600)
+
+        def round_of(count: int, counted: bool) -> tuple[int, float, float]:
+            if counted:
+                _toggle(s.proc.pid, True)  # type: ignore[union-attr]
+            t0 = time.monotonic()
+            procs.append(load.start(load.counted_publisher, s.port, room, tokens[0], count, pub))
+            _collect(pub, 1, timeout=1800)
+            time.sleep(1.0)  # the last deliveries leave the server
+            t1 = time.monotonic()
+            if not counted:
+                return 0, t0, t1
+            instructions = _instructions(s.proc.pid, out_dir)  # type: ignore[union-attr]
+            _toggle(s.proc.pid, False)  # type: ignore[union-attr]
+            return instructions, t0, t1
+
+        round_of(messages, counted=False)
+        small = round_of(messages, counted=True)
+        large = round_of(2 * messages, counted=True)
+        stop.set()
+        delivered = [0, 0]
+        if fan_out:
+            buckets = _collect(results, 1)[0]["buckets"]
+            for i, (_, t0, t1) in enumerate((small, large)):
+                lo, hi = int(t0 / load.BUCKET), int(t1 / load.BUCKET) + 1
+                delivered[i] = sum(n for b, n in buckets.items() if lo <= b < hi)
+        _finish(procs)
+        return {
+            "instructions": [small[0], large[0]],
+            "messages": [messages, 2 * messages],
+            "delivered": delivered,
+            "per_message": (large[0] - small[0]) / messages,
+            "per_delivery_and_message": (large[0] - small[0]) / max(delivered[1] - delivered[0], 1),
+        }
+
+    def work(s: Server) -> dict[str, Any]:
+        tokens = room_tokens(ctx, s, "switchboard")  # and room `bench`
+        create_rooms(s.port, tokens[0], ["quiet"])
+        quiet = measure(s, tokens, fan_out=False)
+        loud = measure(s, tokens, fan_out=True)
+        return {"quiet": quiet, "loud": loud}
+
+    out = with_server(server, work)
+    ingest = out["quiet"]["per_message"]
+    loud = out["loud"]
+    extra_deliveries = max(loud["delivered"][1] - loud["delivered"][0], 1)
+    delivery = max(loud["per_message"] - ingest, 0) * messages / extra_deliveries
+    return {
+        "scenario": "per_message_cost",
+        "unit": "instructions per delivered message",
+        "switchboard": round(delivery),
+        "peers": {},
+        "ratios": {},
+        "params": {"messages": messages, "members": subs, "tool": "valgrind callgrind"},
+        "resources": {},
+        "detail": {
+            "instructions_per_ingested_message": round(ingest),
+            "instructions_per_delivered_message": round(delivery),
+            "ingest_rounds": out["quiet"],
+            "fanout_rounds": out["loud"],
+        },
+    }
