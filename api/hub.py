@@ -40,6 +40,7 @@ class Hub:
     ) -> None:
         self.broker = broker
         self.on_presence = on_presence
+        self.opening = 0  # sockets accepted and not yet authenticated (admission control)
         self.loader = loader
         self.gap_wait = gap_wait
         self.replay_page = replay_page

@@ -49,6 +49,9 @@ SLOW_CONSUMERS = Counter(
 LOGINS_SHED = Counter(
     "switchboard_logins_shed_total", "Logins refused (503) because the hashing budget was spent"
 )
+SOCKETS_SHED = Counter(
+    "switchboard_sockets_shed_total", "Sockets closed 1013 overloaded while opening (too many)"
+)
 SIGNALS_DROPPED = Counter(
     "switchboard_signals_dropped_total", "Signals not sent to a socket that was behind"
 )

@@ -147,6 +147,9 @@ class HttpSettings(BaseModel):
 class WsSettings(BaseModel):
     auth_timeout: float = _d(5.0, "seconds for the first `auth` frame of a socket")
     max_message_bytes: int = _d(65536, "larger frames close the socket with 1009")
+    max_opening: int = _d(
+        256, "sockets authenticating at once; more are closed 1013 `overloaded` (retry)", ge=1
+    )
     send_queue_size: int = _d(1024, "frames queued per socket; overflow closes it with 1013")
     idle_timeout: float = _d(0, "0 = off; else seconds without a client frame -> 1000 idle")
     ping_interval: float = _d(20.0, "WebSocket pings from the server (0 = off)")

@@ -104,9 +104,9 @@ def signals(ctx: Context) -> dict[str, Any]:
 
 
 # per_message_cost -------------------------------------------------------------------
-# Not instrumented until told (start-up runs at valgrind's plain speed); each window turns
-# instrumentation on, dumps what it counted, and turns it off again.
-CALLGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+# Counted from the start (toggling instrumentation mid-run corrupts callgrind's totals); a
+# dump before and after each round gives that round's count ("since the last dump").
+CALLGRIND = ["valgrind", "--tool=callgrind"]
 
 
 def _instructions(pid: int, out_dir: Path) -> int:
@@ -123,11 +123,6 @@ def _instructions(pid: int, out_dir: Path) -> int:
                 return int(found.group(1))
         time.sleep(0.5)
     raise RuntimeError("callgrind wrote no dump")
-
-
-def _toggle(pid: int, on: bool) -> None:
-    flag = "on" if on else "off"
-    subprocess.run(["callgrind_control", "-i", flag, str(pid)], check=True, capture_output=True)
 
 
 def per_message_cost(ctx: Context) -> dict[str, Any]:
@@ -167,7 +162,7 @@ def per_message_cost(ctx: Context) -> dict[str, Any]:
 
         def round_of(count: int, counted: bool) -> tuple[int, float, float]:
             if counted:
-                _toggle(s.proc.pid, True)  # type: ignore[union-attr]
+                _instructions(s.proc.pid, out_dir)  # type: ignore[union-attr]  # a fresh start
             t0 = time.monotonic()
             procs.append(load.start(load.counted_publisher, s.port, room, tokens[0], count, pub))
             _collect(pub, 1, timeout=1800)
@@ -176,7 +171,6 @@ def per_message_cost(ctx: Context) -> dict[str, Any]:
             if not counted:
                 return 0, t0, t1
             instructions = _instructions(s.proc.pid, out_dir)  # type: ignore[union-attr]
-            _toggle(s.proc.pid, False)  # type: ignore[union-attr]
             return instructions, t0, t1
 
         round_of(messages, counted=False)

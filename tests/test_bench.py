@@ -31,7 +31,7 @@ def test_all_scenarios_tiny(database_url: str) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     results = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
@@ -42,6 +42,9 @@ def test_all_scenarios_tiny(database_url: str) -> None:
         "connections",
         "history",
         "login",
+        "signals",
+        "reconnect_storm",
+        "per_message_cost",
     ]
     for result in results:
         assert result.keys() >= KEYS, result
@@ -54,6 +57,11 @@ def test_all_scenarios_tiny(database_url: str) -> None:
     fanout = results[0]
     assert set(fanout["peers"]) == {"naive", "websockets", "socketio"}
     assert all(d["connected"] == fanout["params"]["subscribers"] for d in fanout["detail"].values())
+    signals, storm, cost = results[6:9]
+    assert signals["detail"]["db_transactions_per_signal"] < 0.05  # no round trip per signal
+    assert storm["detail"]["clients_complete"] == storm["params"]["sockets"]
+    assert storm["detail"]["duplicates"] == storm["detail"]["gaps"] == 0
+    assert cost["detail"]["instructions_per_ingested_message"] > 0
     connections = results[3]
     assert all(
         d["open_at_end"] == connections["params"]["sockets"] for d in connections["detail"].values()

@@ -154,3 +154,17 @@ def test_sockets_per_user_limit(make_server: Any, factory: Factory) -> None:
         recv(b)
         with live.ws(url) as c:
             assert close_of(c) == (1008, "too_many_sockets")
+
+
+def test_sockets_beyond_max_opening_are_shed_with_1013(make_server: Any, factory: Factory) -> None:
+    """Admission control: a socket still authenticating holds a place; past
+    `ws.max_opening` a new one is closed at once with 1013 `overloaded` (its client retries)."""
+    live = make_server(ws={"max_opening": 1, "auth_timeout": 5})
+    acct = factory.account(server=live)
+    with live.ws("/ws") as waiting:  # opened, no credential yet: it holds the one place
+        with live.ws("/ws") as extra:
+            assert close_of(extra) == (1013, "overloaded")
+        send(waiting, type="auth", token=acct.access_token)
+        assert recv(waiting)["type"] == "ready"
+    with live.ws(f"/ws?token={acct.access_token}") as after:  # the place is free again
+        assert recv(after)["type"] == "ready"

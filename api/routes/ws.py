@@ -63,8 +63,18 @@ async def close(ws: WebSocket, close: Close) -> None:
 
 
 async def serve_socket(ws: WebSocket, auto_join: str | None) -> None:
+    """A reconnect storm (a restart, a network blip) opens thousands of sockets at once, each
+    costing a database round trip to authenticate: past `ws.max_opening` of them at a time,
+    a socket is closed at once with 1013 `overloaded`, and its client retries after a
+    jittered backoff instead of everyone waiting in one queue."""
     services = services_of(ws)
+    hub = services.hub
     await ws.accept()
+    if hub.opening >= services.settings.ws.max_opening:
+        metrics.SOCKETS_SHED.inc()
+        await close(ws, Close.OVERLOADED)
+        return
+    hub.opening += 1
     try:
         principal = await authenticate_websocket(ws, services.auth)
     except WsAuthFailed as exc:
@@ -72,6 +82,8 @@ async def serve_socket(ws: WebSocket, auto_join: str | None) -> None:
         return
     except ClientGone:
         return
+    finally:
+        hub.opening -= 1
     conn = Connection(ws, principal, services.settings.ws.send_queue_size)
     try:
         await services.hub.register(conn)
