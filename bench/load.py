@@ -315,16 +315,21 @@ def login_loop(port: int, usernames: list[str], rate: float, results: Any, stop:
 
     local = threading.local()
     done: list[float] = []
-    refused = 0
+    shed: list[float] = []  # 503 + Retry-After: admission control said no, quickly
+    refused = 0  # anything else
 
     def login(name: str) -> None:
         nonlocal refused
         client = getattr(local, "client", None)
         if client is None:
             client = local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        t0 = time.monotonic()
         r = client.post(
             "/auth/login", json={"tenant": "bench-login", "username": name, "password": PASSWORD}
         )
+        if r.status_code == 503:
+            shed.append(time.monotonic() - t0)
+            raise RuntimeError(r.status_code)
         if r.status_code != 200:
             refused += 1
             raise RuntimeError(r.status_code)
@@ -343,7 +348,16 @@ def login_loop(port: int, usernames: list[str], rate: float, results: Any, stop:
 
             pool.submit(one)
             i += 1
-    results.put({"logins": len(done), "durations": done, "refused": refused})
+    results.put(
+        {
+            "logins": len(done),
+            "durations": done,
+            "shed": len(shed),
+            "shed_durations": shed,
+            "refused": refused,
+            "offered": i,
+        }
+    )
 
 
 def start(target: Any, *args: Any) -> Any:

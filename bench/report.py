@@ -13,9 +13,13 @@ HERE = Path(__file__).resolve().parent
 
 # (scenario, what is compared, predicate on the result, the goal in words)
 GOALS: list[tuple[str, str, Any, str]] = [
-    ("fanout", "naive", lambda r: r["ratios"]["naive"] >= 1.0, ">= 1.0 x naive"),
-    ("fanout", "socketio", lambda r: r["ratios"]["socketio"] >= 2.0, ">= 2 x socketio"),
-    ("latency", "naive", lambda r: r["ratios"]["naive"] <= 1.5, "p99 <= 1.5 x naive"),
+    (
+        "fanout",
+        "websockets",
+        lambda r: r["ratios"]["websockets"] >= 1.0,
+        ">= 1.0 x websockets (the practical ceiling)",
+    ),
+    ("latency", "naive", lambda r: r["ratios"]["naive"] <= 1.0, "p99 <= 1.0 x naive"),
     (
         "ingest",
         "naive-persist",
@@ -25,17 +29,17 @@ GOALS: list[tuple[str, str, Any, str]] = [
     (
         "ingest",
         "executemany-1000",
-        lambda r: r["ratios"]["executemany-1000"] >= 0.15,
-        ">= 0.15 x executemany ceiling",
+        lambda r: r["ratios"]["executemany-1000"] >= 0.25,
+        ">= 0.25 x executemany ceiling",
     ),
     (
         "connections",
         "switchboard",
         lambda r: (
-            r["switchboard"] <= 40
+            r["switchboard"] <= 30
             and r["detail"]["switchboard"]["open_at_end"] == r["params"]["sockets"]
         ),
-        "<= 40 KiB per socket, all stay connected",
+        "<= 30 KiB per idle socket, all stay connected",
     ),
     (
         "history",
@@ -43,7 +47,31 @@ GOALS: list[tuple[str, str, Any, str]] = [
         lambda r: next(iter(r["ratios"].values())) <= 1.3,
         "1M page <= 1.3 x 1k page",
     ),
-    ("login", "event-loop lag", lambda r: r["switchboard"] < 20, "lag p99 < 20 ms"),
+    (
+        "login",
+        "ping RTT",
+        lambda r: r["switchboard"] < 50,
+        "ping RTT p99 < 50 ms with 50 logins/s offered (the rest shed fast)",
+    ),
+    (
+        "signals",
+        "naive fan-out",
+        lambda r: (
+            r["ratios"]["naive fan-out"] >= 1.0 and r["detail"]["db_transactions_per_signal"] < 0.01
+        ),
+        ">= 1.0 x naive fan-out, no database round trip per signal",
+    ),
+    (
+        "reconnect_storm",
+        "switchboard",
+        lambda r: (
+            r["switchboard"] <= 30
+            and r["detail"]["clients_complete"] == r["params"]["sockets"]
+            and r["detail"]["server_alive_at_end"]
+        ),
+        "all back within 30 s, every seq exactly once, no crash",
+    ),
+    ("per_message_cost", "-", lambda r: r["switchboard"] > 0, "reported: a figure to track"),
 ]
 
 
@@ -106,6 +134,9 @@ def write(results: list[dict[str, Any]], meta: dict[str, Any]) -> None:
             + (f"; detail {json.dumps(r['detail'])}" if "detail" in r else "")
         )
     lines += ["", "![deliveries/s and p99 latency per server](results.png)", ""]
+    analysis = HERE / "ANALYSIS.md"  # written by hand: why each miss happens (profiles)
+    if analysis.exists():
+        lines += [analysis.read_text()]
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     chart(by_name)
 
