@@ -25,6 +25,7 @@ FAST = {
     "backoff_base_seconds": 0.1,
     "backoff_max_seconds": 0.5,
     "timeout_seconds": 1.0,
+    "max_attempts": 1000,  # fast retries must not run out while a slow machine catches up
 }
 
 
