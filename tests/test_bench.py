@@ -48,7 +48,10 @@ def test_all_scenarios_tiny(database_url: str) -> None:
     ]
     for result in results:
         assert result.keys() >= KEYS, result
-        assert isinstance(result["switchboard"], float | int) and result["switchboard"] > 0
+        assert isinstance(result["switchboard"], float | int)
+        # per_message_cost's headline is a slope between two tiny rounds: on a busy machine
+        # it can come out at 0 (clamped); its ingest figure is checked below instead.
+        assert result["switchboard"] > 0 or result["scenario"] == "per_message_cost"
         for peer, value in result["peers"].items():
             assert value > 0, (result["scenario"], peer)
             assert result["ratios"][peer] == pytest.approx(

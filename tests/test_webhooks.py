@@ -78,6 +78,7 @@ def test_signed_events_survive_an_endpoint_that_fails_for_a_while(
     eventually(lambda: receiver.requests >= 10)  # failing: retried, not lost
     receiver.mode = "ok"
     eventually(lambda: len(receiver.of_type("message.created")) >= 20, timeout=30)
+    eventually(lambda: len(receiver.of_type("room.created")) == 1, timeout=30)
     created = receiver.of_type("message.created")
     assert sorted(e["data"]["seq"] for e in created) == list(range(1, 21))
     assert len({e["id"] for e in created}) == 20 and receiver.bad_signatures == 0
