@@ -17,7 +17,7 @@ from api.db import Database
 from api.errors import ExpiredToken, InvalidToken, Revoked, UserNotFound
 from api.issuers import ExternalIssuers
 from api.principal import Principal
-from api.repository import Role, SessionView, UserRow
+from api.repository import Role, UserRow
 from api.rules import is_username
 from api.security import TokenCodec
 from api.settings import IssuerSettings, Settings
@@ -44,12 +44,12 @@ class DelegatedSessions:
         )
         return token, ttl
 
-    async def ticket_session(self, tenant_id: int, username: str, *, create: bool) -> Principal:
-        """A principal to issue a WebSocket ticket for (its session lasts as long)."""
-        ttl = self.settings.auth.ticket_ttl_seconds
-        user, session_id = await self._session(tenant_id, username, create, ttl)
-        view = SessionView(session_id, tenant_id, "", user.id, user.username, user.role, True)
-        return Principal.of_session(view, int(time.time()) + ttl)
+    async def ticket_session(self, tenant_id: int, username: str, *, create: bool) -> uuid.UUID:
+        """A session to issue a WebSocket ticket on (it lasts as long as the ticket)."""
+        _, session_id = await self._session(
+            tenant_id, username, create, self.settings.auth.ticket_ttl_seconds
+        )
+        return session_id
 
     async def _session(
         self, tenant_id: int, username: str, create: bool, ttl: int

@@ -117,14 +117,12 @@ class RoomService:
     async def by_names(self, tenant_id: int, names: list[str]) -> list[RoomRow]:
         """Every named room of the tenant (no access check: for admins and the CLI), or
         RoomNotFound for the first that does not exist."""
-        found = []
         async with self.db.tx(tenant_id) as tx:
-            for name in names:
-                room = await tx.rooms.by_name(name) if is_room_name(name) else None
-                if room is None:
-                    raise RoomNotFound(f"room {name!r} not found")
-                found.append(room)
-        return found
+            rows = await tx.rooms.by_names([n for n in names if is_room_name(n)])
+        for name in names:
+            if name not in rows:
+                raise RoomNotFound(f"room {name!r} not found")
+        return [rows[name] for name in names]
 
     async def _managed_room(self, p: Principal, name: str) -> RoomRow:
         room = await self.get(p, name)

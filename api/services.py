@@ -134,8 +134,9 @@ class Services:
             self.relay.start()
         self.background.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         self.background.append(asyncio.create_task(self.retention.run(), name="retention"))
-        worker = WebhookWorker(self.db, self.settings.webhooks)
-        self.background.append(asyncio.create_task(worker.run(), name="webhooks"))
+        if self.settings.webhooks.deliver:
+            worker = WebhookWorker(self.db, self.settings.webhooks)
+            self.background.append(asyncio.create_task(worker.run(), name="webhooks"))
 
     async def stop(self) -> None:
         """Stops whatever was started (a CLI command starts only the persister)."""

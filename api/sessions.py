@@ -177,10 +177,18 @@ class AuthService:
         return Principal.of_session(view, self._session_credential_expiry())
 
     async def issue_ticket(self, principal: Principal) -> tuple[str, int]:
+        return await self.ticket_for(principal.tenant_id, principal.session_id)
+
+    async def mint_ticket(self, tenant_id: int, username: str, *, create: bool) -> tuple[str, int]:
+        """A ticket for one of the tenant's users, on a session of its own (`/tokens/ws-ticket`)."""
+        session_id = await self.delegated.ticket_session(tenant_id, username, create=create)
+        return await self.ticket_for(tenant_id, session_id)
+
+    async def ticket_for(self, tenant_id: int, session_id: uuid.UUID) -> tuple[str, int]:
         ttl = self.settings.auth.ticket_ttl_seconds
-        ticket = OpaqueToken.new(principal.tenant_id, principal.session_id)
-        async with self.db.tx(principal.tenant_id) as tx:
-            await tx.tickets.create(principal.session_id, digest(ticket.secret), ttl)
+        ticket = OpaqueToken.new(tenant_id, session_id)
+        async with self.db.tx(tenant_id) as tx:
+            await tx.tickets.create(session_id, digest(ticket.secret), ttl)
         return str(ticket), ttl
 
     async def from_ticket(self, ticket: str) -> Principal:

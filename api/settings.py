@@ -183,6 +183,7 @@ class LimitsSettings(BaseModel):
 
 
 class WebhookSettings(BaseModel):
+    deliver: bool = _d(True, "this process delivers webhooks (false: leave it to others)")
     timeout_seconds: float = _d(5.0, "a delivery that takes longer failed", gt=0)
     backoff_base_seconds: float = _d(5.0, "first retry after about this long", gt=0)
     backoff_max_seconds: float = _d(3600.0, "retries are spaced at most this much", gt=0)

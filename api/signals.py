@@ -27,13 +27,14 @@ class SignalService:
         )
 
     async def send(self, p: Principal, room: RoomRow, sender_ref: str, data: Any) -> None:
-        size = len(frames.encode(data).encode())
+        data_json = frames.encode(data)
+        size = len(data_json.encode())
         if size > self.max_bytes:
             raise BodyInvalid(f"signal data is {size} bytes; the limit is {self.max_bytes}")
         wait = self.buckets.take((p.tenant_id, p.user_id))
         if wait > 0:
             raise RateLimited(wait, "too many signals; slow down")
-        frame = frames.signal(room.name, p.username, data)
+        frame = frames.signal(room.name, p.username, data_json)
         await self.broker.publish(
             room_channel(room.tenant_id, room.id), events.signal_event(sender_ref, frame)
         )

@@ -28,15 +28,6 @@ from bench.scenarios import (
 )
 from bench.servers import ROOT, Server, create_rooms, peer, switchboard
 
-SIZES: dict[str, tuple[Any, Any, Any]] = {  # full, quick, tiny
-    "messages": (400, 200, 30),
-    "cost_subscribers": (20, 20, 4),
-}
-
-
-def _p(ctx: Context, name: str) -> Any:
-    return SIZES[name][ctx.size]
-
 
 async def _transactions(db_url: str) -> int:
     """Commits so far in the benchmark's database (every worker, every background loop)."""
@@ -126,7 +117,7 @@ def _instructions(pid: int, out_dir: Path) -> int:
 
 
 def per_message_cost(ctx: Context) -> dict[str, Any]:
-    messages, subs = _p(ctx, "messages"), _p(ctx, "cost_subscribers")
+    messages, subs = ctx.p("messages"), ctx.p("cost_subscribers")
     out_dir = ROOT / ".switchboard" / "callgrind"
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("callgrind.out.*"):

@@ -40,6 +40,12 @@ SIZES = {  # full, quick, tiny (the harness's own test)
     "history_requests": (300, 100, 20),
     "login_rate": (50.0, 50.0, 5.0),
     "runs": (3, 1, 1),
+    "messages": (400, 200, 30),  # per_message_cost: a round (and one twice as long)
+    "cost_subscribers": (20, 20, 4),
+    "storm_sockets": (10_000, 10_000, 100),
+    "storm_rooms": (100, 100, 5),
+    "storm_rate": (200.0, 200.0, 20.0),
+    "storm_procs": (4, 4, 1),
 }
 
 

@@ -25,12 +25,6 @@ from bench.scenarios import Context, _collect, _finish, room_tokens
 from bench.servers import create_rooms, raise_fd_limit, switchboard
 from bench.wsload import RawSocket
 
-SIZES: dict[str, tuple[Any, Any, Any]] = {  # full, quick, tiny
-    "storm_sockets": (10_000, 10_000, 100),
-    "storm_rooms": (100, 100, 5),
-    "storm_rate": (200.0, 200.0, 20.0),
-    "storm_procs": (4, 4, 1),
-}
 SEQ = re.compile(rb'"seq":(\d+)')
 BACKOFF_BASE, BACKOFF_CAP = 0.5, 10.0
 
@@ -184,8 +178,8 @@ async def _last_seqs(dsn: str) -> dict[str, int]:
 def reconnect_storm(ctx: Context) -> dict[str, Any]:
     import asyncio
 
-    n, nrooms = SIZES["storm_sockets"][ctx.size], SIZES["storm_rooms"][ctx.size]
-    procs_n, rate = SIZES["storm_procs"][ctx.size], SIZES["storm_rate"][ctx.size]
+    n, nrooms = ctx.p("storm_sockets"), ctx.p("storm_rooms")
+    procs_n, rate = ctx.p("storm_procs"), ctx.p("storm_rate")
     server = switchboard(ctx.db)
     server.start()
     extra: list[Any] = []

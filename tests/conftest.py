@@ -55,7 +55,9 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[LiveServer]:
-    live = LiveServer(settings_for(database_url)).start()
+    # The shared server delivers no webhooks: a test's own server (make_server) does, with
+    # that test's webhook settings, and no other worker takes its deliveries.
+    live = LiveServer(settings_for(database_url, webhooks={"deliver": False})).start()
     yield live
     live.stop()
 

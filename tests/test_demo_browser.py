@@ -20,11 +20,15 @@ pytestmark = pytest.mark.slow
 JS = ROOT / "clients" / "js"
 
 
+def chromium() -> str:
+    found = shutil.which("chromium")
+    assert found, "Debian's chromium is needed (.ci/run installs it)"
+    return found
+
+
 def test_two_people_chat_through_a_reload_and_a_server_restart(
     database_url: str, tmp_path: Path, factory: Factory
 ) -> None:
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is needed (.ci/run installs it)"
     tenant = factory.tenant()
     password = factory.user(tenant, "alice")
     factory.user(tenant, "bob", password)
@@ -37,7 +41,7 @@ def test_two_people_chat_through_a_reload_and_a_server_restart(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "CHROMIUM": chromium},
+            env={**os.environ, "CHROMIUM": chromium()},
         )
         assert node.stdin is not None and node.stdout is not None
         said = []
@@ -61,8 +65,6 @@ def test_two_people_chat_through_a_reload_and_a_server_restart(
 def test_direct_messages_typing_unread_badges_edit_and_delete(
     server: LiveServer, tmp_path: Path, factory: Factory
 ) -> None:
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is needed (.ci/run installs it)"
     tenant = factory.tenant()
     password = factory.user(tenant, "alice")
     factory.user(tenant, "bob", password)
@@ -73,7 +75,7 @@ def test_direct_messages_typing_unread_badges_edit_and_delete(
         capture_output=True,
         text=True,
         timeout=180,
-        env={**os.environ, "CHROMIUM": chromium},
+        env={**os.environ, "CHROMIUM": chromium()},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith("RESULT ok") and shot.stat().st_size > 0

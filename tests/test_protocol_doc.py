@@ -30,7 +30,7 @@ def test_every_server_frame_is_documented() -> None:
     encoders = [
         frames.ready(user="u", tenant="t", role="member", expires_at=1),
         frames.joined("r", 1, 1, last_read=0, unread=1),
-        frames.signal("r", "u", {"typing": True}),
+        frames.signal("r", "u", '{"typing":true}'),
         frames.read("r", "u", 1),
         frames.left("r"),
         frames.ack("r", 1, None),

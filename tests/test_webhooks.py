@@ -208,9 +208,10 @@ def test_events_pending_when_the_server_is_killed_are_delivered_after_restart(
 
 
 def test_ssrf_refusals_at_registration_and_at_delivery(
-    server: LiveServer, factory: Factory, database_url: str, receiver: Receiver
+    make_server: Any, factory: Factory, database_url: str, receiver: Receiver
 ) -> None:
-    admin = factory.account(role="admin")
+    server = make_server()  # default webhook settings: private addresses refused
+    admin = factory.account(role="admin", server=server)
     refused = [
         "http://127.0.0.1:9/hook",
         "http://localhost/hook",  # a name that resolves to loopback

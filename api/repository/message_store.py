@@ -12,9 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from api.repository.rows import MessageRow, message_row
+from api.repository.rows import READABLE_KINDS, MessageRow, message_row
 
-_APPEND = """
+
+def _message_json(m: str, ts: str) -> str:
+    """The contract's message object, built in SQL for the webhook outbox (the same fields
+    as api.protocol.server.message_dict) from alias `m` and the timestamp expression `ts`."""
+    return (
+        "jsonb_strip_nulls(jsonb_build_object("
+        f"'room', r.name, 'seq', {m}.seq, 'sender', {m}.sender, 'body', {m}.body, "
+        f"""'ts', to_char({ts} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), """
+        f"'kind', {m}.kind, 'client_msg_id', {m}.client_msg_id))"
+    )
+
+
+_APPEND = f"""
 WITH msgs AS (
     SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
                          $7::text[]) WITH ORDINALITY
@@ -44,14 +56,11 @@ WITH msgs AS (
     -- the webhook outbox, in the same transaction: nothing unless an endpoint wants it
     INSERT INTO webhook_delivery (event_id, endpoint_id, tenant_id, type, data, created_at)
     SELECT 'evt_m' || i.room_id || '_' || i.seq, e.id, $1, 'message.created',
-           jsonb_strip_nulls(jsonb_build_object(
-               'room', r.name, 'seq', i.seq, 'sender', i.sender, 'body', i.body,
-               'ts', to_char($8 AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-               'kind', i.kind, 'client_msg_id', i.client_msg_id)), $8
+           {_message_json("i", "$8")}, $8
     FROM inserted i
     JOIN room r ON r.tenant_id = $1 AND r.id = i.room_id
     JOIN webhook_endpoint e ON e.tenant_id = $1 AND 'message.created' = ANY(e.events)
-    WHERE i.kind IN ('user', 'broadcast')
+    WHERE i.kind IN {READABLE_KINDS!r}
 )
 SELECT id, base FROM bumped
 """
@@ -61,13 +70,11 @@ _WANTS_UNSEEN = """
 SELECT EXISTS (SELECT 1 FROM webhook_endpoint
                WHERE tenant_id = $1 AND 'message.unseen' = ANY(events))
 """
-_UNSEEN = """
+_UNSEEN = f"""
 INSERT INTO webhook_delivery (event_id, endpoint_id, tenant_id, type, data, created_at)
 SELECT 'evt_u' || m.room_id || '_' || m.seq || '_' || u.id, e.id, $1, 'message.unseen',
-       jsonb_build_object('user', u.username, 'message', jsonb_strip_nulls(jsonb_build_object(
-           'room', r.name, 'seq', m.seq, 'sender', m.sender, 'body', m.body,
-           'ts', to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-           'kind', m.kind, 'client_msg_id', m.client_msg_id))), m.created_at
+       jsonb_build_object('user', u.username, 'message', {_message_json("m", "m.created_at")}),
+       m.created_at
 FROM unnest($2::bigint[], $3::bigint[]) AS fresh(room_id, seq)
 JOIN message m ON m.tenant_id = $1 AND m.room_id = fresh.room_id AND m.seq = fresh.seq
 JOIN room r ON r.tenant_id = $1 AND r.id = m.room_id AND r.private

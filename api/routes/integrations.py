@@ -40,10 +40,9 @@ async def mint_ticket(
     body: TicketMintIn, principal: TokenMinter, services: ServicesDep
 ) -> TicketOut:
     """A single-use WebSocket ticket for one of the tenant's users: hand it to the app."""
-    user = await services.auth.delegated.ticket_session(
+    ticket, expires_in = await services.auth.mint_ticket(
         principal.tenant_id, body.username, create=body.create
     )
-    ticket, expires_in = await services.auth.issue_ticket(user)
     return TicketOut(ticket=ticket, expires_in=expires_in)
 
 

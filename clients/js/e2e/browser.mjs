@@ -5,7 +5,7 @@
 // restarted; prints "RESULT ok" at the end, or throws.
 import assert from "node:assert/strict";
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
 const [url, tenant, password, screenshot] = process.argv.slice(2);
 const input = createInterface({ input: process.stdin });
@@ -16,12 +16,7 @@ async function ask(request, answer) {
   assert.equal(value, answer);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const alice = await (await browser.newContext()).newPage();
   const bob = await (await browser.newContext()).newPage();

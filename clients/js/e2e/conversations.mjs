@@ -4,15 +4,10 @@
 // sees her typing; she sees her message seen; she edits it, then deletes it, and he sees both.
 // Prints "RESULT ok" at the end, or throws.
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
 const [url, tenant, password, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = async () => {
     const p = await (await browser.newContext()).newPage();
