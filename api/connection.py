@@ -1,9 +1,12 @@
-"""One authenticated WebSocket: its bounded send queue, its writer, its expiry timer.
+"""One authenticated WebSocket: its bounded send queue, its expiry timer.
 
 Everything the server says to a socket goes through the queue, so frames keep their order
 and a client that stops reading only ever fills its own queue. A full queue closes the
-socket with 1013 (the client resumes with `since`). A socket costs two tasks: the ASGI task,
-which reads frames, and the writer; memory per idle socket is measured in bench/.
+socket with 1013 (the client resumes with `since`). The queue is emptied by the write round
+at the end of the event loop's turn (one write per socket); only when the socket cannot
+take a write now (flow control) does a writer task start, which waits, and it ends once the
+queue is empty. An idle socket costs one task, the ASGI task that reads its frames; memory
+per idle socket is measured in bench/.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import asyncio
 import contextlib
 import secrets
 import time
-from typing import Any
+from collections import deque
+from collections.abc import Callable
 
 from starlette.websockets import WebSocket
 
@@ -22,7 +26,10 @@ from api.principal import Principal
 from api.protocol import Close
 from api.protocol import server as frames
 from api.repository import RoomRow
-from api.send_queue import SendQueue
+from api.send_queue import SendQueue, WriteRound
+from api.transport import SEND_TEXTS
+
+SendTexts = Callable[[deque[str], Callable[[str], bytes]], bool]
 
 # A socket with this many frames still to write is behind: signals to it are dropped.
 SIGNAL_BACKLOG = 64
@@ -31,7 +38,10 @@ SIGNAL_BACKLOG = 64
 class Connection:
     __slots__ = (
         "_closer",
+        "_draining",
         "_expiry",
+        "_round",
+        "_send_texts",
         "closing",
         "principal",
         "queue",
@@ -46,7 +56,9 @@ class Connection:
     )
     counts_for_presence = True
 
-    def __init__(self, ws: WebSocket, principal: Principal, queue_size: int) -> None:
+    def __init__(
+        self, ws: WebSocket, principal: Principal, queue_size: int, write_round: WriteRound
+    ) -> None:
         self.ws = ws
         self.principal = principal
         self.tenant_id = principal.tenant_id
@@ -60,17 +72,24 @@ class Connection:
         self.writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        self._round = write_round
+        self._send_texts: SendTexts | None = ws.scope.get("extensions", {}).get(SEND_TEXTS)
+        self._draining = False  # in the write round, or a writer task is running
 
     # Subscriber -------------------------------------------------------------------
     def push(self, seq: int, text: str) -> None:
-        if self.closing is None and not self.queue.put_nowait(text):
-            metrics.SLOW_CONSUMERS.inc()
-            self.close_soon(Close.SLOW_CONSUMER)
+        if self.closing is None:
+            if self.queue.put_nowait(text):
+                self._drain_soon()
+            else:
+                metrics.SLOW_CONSUMERS.inc()
+                self.close_soon(Close.SLOW_CONSUMER)
 
     def offer(self, text: str) -> None:
         if self.closing is None:
             if len(self.queue) < SIGNAL_BACKLOG:
                 self.queue.put_nowait(text)
+                self._drain_soon()
             else:
                 metrics.SIGNALS_DROPPED.inc()
 
@@ -78,6 +97,7 @@ class Connection:
         """For history replay: wait for room in the queue instead of overflowing it."""
         if self.closing is None:
             await self.queue.put(text)
+            self._drain_soon()
 
     def close_soon(self, close: Close) -> None:
         """Stop writing and send the close frame now; the reader then sees the disconnect."""
@@ -98,7 +118,19 @@ class Connection:
             self.push(0, frames.left(room, reason="removed"))
 
     # lifetime -----------------------------------------------------------------------
-    def start_writer(self) -> None:
+    def _drain_soon(self) -> None:
+        if not self._draining:
+            self._draining = True
+            self._round.add(self)
+
+    def flush(self, encode: Callable[[str], bytes]) -> None:
+        """The write round's turn: everything queued in one write, or a writer that waits."""
+        if self.closing is not None:
+            return  # frames queued after the close are dropped (the writer was cancelled)
+        send_texts = self._send_texts
+        if send_texts is not None and self.queue.write_all(send_texts, encode):
+            self._draining = False
+            return
         self.writer = asyncio.ensure_future(self._write_loop())
         self.writer.add_done_callback(_retrieve)
 
@@ -119,14 +151,13 @@ class Connection:
             self.writer.cancel()
 
     async def _write_loop(self) -> None:
+        """One frame at a time through ASGI `send`, which waits while the client is slow."""
         send = self.ws.send
-        get = self.queue.get
-        # One message dict for the socket's life: the server consumes it before send()
-        # returns, and an allocation per delivery is what makes the garbage collector run.
-        message: dict[str, Any] = dict(type="websocket.send", text="")  # ASGI, not a frame
-        while True:
-            message["text"] = await get()
-            await send(message)
+        queue = self.queue
+        while queue:
+            await send({"type": "websocket.send", "text": queue.popleft()})
+        self.writer = None
+        self._draining = False
 
     def ready_frame(self) -> str:
         p = self.principal

@@ -20,6 +20,8 @@ from api.errors import LimitExceeded
 from api.fanout import HistoryLoader, RoomFanout, Subscriber
 from api.protocol import Close
 from api.protocol import server as frames
+from api.send_queue import WriteRound
+from api.transport import text_frame
 
 log = logging.getLogger("switchboard.hub")
 # Told when a user's first socket in a tenant opens (True) or the last one closes (False).
@@ -45,6 +47,7 @@ class Hub:
         self.gap_wait = gap_wait
         self.replay_page = replay_page
         self.sockets_per_user = sockets_per_user
+        self.write_round = WriteRound(text_frame)  # sockets' writes, once per loop turn
         self.rooms: dict[str, RoomFanout] = {}  # by channel
         self.tenants: dict[int, set[Subscriber]] = {}  # every subscriber of a tenant
         self.joined: dict[Subscriber, set[RoomFanout]] = {}  # each subscriber's rooms

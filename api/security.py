@@ -6,15 +6,14 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import multiprocessing
 import os
 import secrets
-import threading
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import jwt
 from passlib.context import CryptContext
@@ -22,7 +21,6 @@ from passlib.context import CryptContext
 from api.settings import AuthSettings
 
 ACCESS_TYPE = "access"
-T = TypeVar("T")
 
 
 class HashingBusy(Exception):
@@ -59,43 +57,57 @@ class CpuBudget:
         return (cost - self.tokens) / self.rate if self.rate > 0 else 60.0
 
 
-def _lower_priority(nice: int) -> None:
-    """Runs in each hashing thread: on Linux a thread has its own nice value, so sockets
-    (the event loop's thread) win any contest for a core."""
+def _context(memory_kib: int, time_cost: int) -> CryptContext:
+    return CryptContext(
+        schemes=["argon2", "bcrypt"],
+        deprecated=["bcrypt"],
+        argon2__type="ID",
+        argon2__memory_cost=memory_kib,
+        argon2__rounds=time_cost,
+        argon2__parallelism=1,
+    )
+
+
+_process_context: CryptContext | None = None  # in a hashing process
+
+
+def _start_hashing_process(nice: int, memory_kib: int, time_cost: int) -> None:
+    """Runs once in each hashing process: a lower CPU priority, so sockets (the server's
+    event loop) and everything else on the machine win any contest for a core."""
+    global _process_context
     with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    _process_context = _context(memory_kib, time_cost)
+
+
+def _hash_job(operation: str, *args: Any) -> tuple[Any, float]:
+    """In a hashing process: the result, and the CPU time it took."""
+    assert _process_context is not None
+    started = time.process_time()
+    result = getattr(_process_context, operation)(*args)
+    return result, time.process_time() - started
 
 
 class PasswordHasher:
     """argon2id for new hashes; bcrypt still verifies and is flagged for re-hashing.
 
-    A hash costs ~30 ms of CPU. It runs on a small pool of low-priority threads (at most
-    cores - 1, so one core stays with the event loop). Logins are admitted against a CPU
-    budget (`auth.hash_cpu_share` of one core, measured per hash) and, past `max_pending`
-    waiting hashes, refused: a fast 503 with Retry-After instead of a queue that slows every
-    socket down.
+    A hash costs ~30 ms of CPU. It runs in a small pool of low-priority *processes* (at
+    most cores - 1): threads would share the event loop's GIL, and a low-priority thread
+    preempted while holding it stalls every socket (measured: loop lag p99 500 ms). Logins
+    are admitted against a CPU budget (`auth.hash_cpu_share` of one core, measured per
+    hash) and, past `max_pending` waiting hashes, refused: a fast 503 with Retry-After
+    instead of a queue that slows every socket down.
     """
 
     def __init__(self, settings: AuthSettings) -> None:
-        workers = settings.hash_workers or max(1, (os.cpu_count() or 2) - 1)
-        self._pool = ThreadPoolExecutor(
-            max_workers=workers,
-            thread_name_prefix="hash",
-            initializer=_lower_priority,
-            initargs=(settings.hash_nice,),
-        )
+        self._settings = settings
+        self._workers = settings.hash_workers or max(1, (os.cpu_count() or 2) - 1)
+        self._pool: ProcessPoolExecutor | None = None  # started by the first hash
         self._max_pending = settings.hash_max_pending
         self._pending = 0
         self._budget = CpuBudget(settings.hash_cpu_share)
         self.hash_seconds = INITIAL_HASH_SECONDS  # running estimate of one hash's CPU time
-        self._context = CryptContext(
-            schemes=["argon2", "bcrypt"],
-            deprecated=["bcrypt"],
-            argon2__type="ID",
-            argon2__memory_cost=settings.argon2_memory_kib,
-            argon2__rounds=settings.argon2_time_cost,
-            argon2__parallelism=1,
-        )
+        self._context = _context(settings.argon2_memory_kib, settings.argon2_time_cost)
         self._dummy_hash = self._context.hash(secrets.token_urlsafe(16))
 
     def hash_sync(self, password: str) -> str:
@@ -111,11 +123,23 @@ class PasswordHasher:
         if wait > 0:
             raise HashingBusy(wait)
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    def _processes(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            s = self._settings
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._workers,
+                # spawn: a fork would copy this process's threads' locks and its sockets
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_hashing_process,
+                initargs=(s.hash_nice, s.argon2_memory_kib, s.argon2_time_cost),
+            )
+        return self._pool
+
+    async def _run(self, operation: str, *args: Any) -> Any:
         self._pending += 1
         try:
             result, cpu = await asyncio.get_running_loop().run_in_executor(
-                self._pool, _timed, fn, *args
+                self._processes(), _hash_job, operation, *args
             )
         finally:
             self._pending -= 1
@@ -123,27 +147,23 @@ class PasswordHasher:
         return result
 
     async def hash(self, password: str) -> str:
-        return await self._run(self._context.hash, password)
+        hashed: str = await self._run("hash", password)
+        return hashed
 
     async def verify(self, password: str, stored: str | None) -> tuple[bool, str | None]:
         """(ok, new_hash or None). With no stored hash, burn the same time on a dummy."""
         if stored is None:
-            await self._run(self._context.verify, password, self._dummy_hash)
+            await self._run("verify", password, self._dummy_hash)
             return False, None
         try:
-            return await self._run(self._context.verify_and_update, password, stored)
+            ok, new_hash = await self._run("verify_and_update", password, stored)
         except (ValueError, TypeError):
             return False, None
+        return bool(ok), new_hash
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
-    """In a hashing thread: the result, and the CPU time this thread spent on it."""
-    started = time.thread_time()
-    result = fn(*args)
-    return result, time.thread_time() - started
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def new_secret() -> str:

@@ -122,8 +122,8 @@ class AuthSettings(BaseModel):
     leeway_seconds: int = _d(10, "clock skew tolerated on exp/iat")
     argon2_memory_kib: int = _d(19456, "OWASP's argon2id minimum: 19 MiB, t=2, p=1")
     argon2_time_cost: int = _d(2, "argon2id passes")
-    hash_workers: int = _d(0, "threads for password hashing; 0 = cores - 1 (at least 1)")
-    hash_nice: int = _d(10, "their CPU priority: sockets (the event loop) come first")
+    hash_workers: int = _d(0, "processes for password hashing; 0 = cores - 1 (at least 1)")
+    hash_nice: int = _d(19, "their nice value: sockets (the event loop) come first")
     hash_max_pending: int = _d(8, "logins waiting for a hash beyond this get 503 + Retry-After")
     hash_cpu_share: float = _d(
         0.5, "hashing may use this much of one core on average; more logins get a fast 503", gt=0

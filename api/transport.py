@@ -1,5 +1,8 @@
 """uvicorn's protocols, with what they lack (issue 13, defect 9, and RFC 6455 conformance):
 
+- a way to write many text frames in one system call (`SEND_TEXTS`, an ASGI extension in
+  the scope): the fan-out's write round uses it, and falls back to ASGI `send` without it;
+
 - a WebSocket handshake that websockets cannot parse (a request line over 8 KiB, say a
   long `?token=`; too many or too long headers) gets an HTTP answer (414, 431 or 400) and is
   closed; uvicorn used to leave it open with no answer at all;
@@ -10,6 +13,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -17,8 +22,11 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.exceptions import SecurityError
 from websockets.frames import Frame, Opcode
 from websockets.http11 import MAX_LINE_LENGTH
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+# The scope extension holding `WebSocketProtocol.send_texts` for this socket.
+SEND_TEXTS = "switchboard.send_texts"
 HEADER_TIMEOUT_SECONDS = 10.0  # the default; uvicorn does not pass our settings to protocols
 
 
@@ -41,8 +49,15 @@ class CloseMidMessage(ServerProtocol):
         super().recv_frame(frame)
 
 
+def text_frame(text: str) -> bytes:
+    """A server's text frame on the wire (unmasked, no extension): the same bytes for every
+    socket, so a fan-out serializes it once."""
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
-    """Every handshake gets an answer; a close mid-message is a normal close."""
+    """Every handshake gets an answer; a close mid-message is a normal close; many frames
+    leave in one write."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,6 +72,37 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if failure is not None and not self.handshake_initiated and not self.transport.is_closing():
             self.transport.write(self._refusal(failure))
             self.transport.close()
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][SEND_TEXTS] = self.send_texts
+
+    def send_texts(self, texts: deque[str], encode: Callable[[str], bytes]) -> bool:
+        """Write every text in `texts` as a frame, in one write, and empty it: True. False
+        (and `texts` left alone) when the socket cannot take them now: not accepted yet,
+        closing, or paused by flow control. Then the caller falls back to ASGI `send`,
+        which waits."""
+        conn = self.conn
+        if (
+            not self.handshake_complete
+            or self.close_sent
+            or self.disconnected
+            or not self.writable.is_set()
+            or conn.state is not State.OPEN
+            or conn.expect_continuation_frame
+        ):
+            return False
+        if conn.extensions:  # never negotiated by our app, but a frame then differs per socket
+            for text in texts:
+                conn.send_text(text.encode())
+            data = b"".join(conn.data_to_send())
+        else:
+            data = b"".join([encode(text) for text in texts])
+        texts.clear()
+        self.transport.write(data)
+        return True
 
     def _refusal(self, failure: BaseException) -> bytes:
         cause = failure.__cause__ or failure

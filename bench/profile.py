@@ -22,10 +22,16 @@ from bench.servers import ROOT, Database, Server, create_rooms, switchboard
 TOP = 15
 
 
+def _py_spy() -> str:
+    """py-spy is installed with the bench extra, next to this interpreter."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else "py-spy"
+
+
 def _spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
-            "py-spy",
+            _py_spy(),
             "record",
             "--pid",
             str(pid),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,7 +29,7 @@ from api.protocol import (
 from api.ratelimit import TokenBuckets
 from api.redact import redact
 from api.security import TokenCodec, TokenError
-from api.send_queue import SendQueue
+from api.send_queue import SendQueue, WriteRound
 from api.settings import AuthSettings
 from api.settings_toml import render
 
@@ -158,15 +160,51 @@ def test_send_queue_is_bounded_and_ordered() -> None:
         waiting = asyncio.ensure_future(queue.put("c"))  # a replay waits for room instead
         await asyncio.sleep(0)
         assert not waiting.done()
-        assert await queue.get() == "a"
+        assert queue.popleft() == "a"
         await asyncio.wait_for(waiting, 1)
-        assert [await queue.get(), await queue.get()] == ["b", "c"]
-        getter = asyncio.ensure_future(queue.get())
-        await asyncio.sleep(0)
-        queue.put_nowait("d")
-        assert await asyncio.wait_for(getter, 1) == "d"
+        written: list[str] = []
+
+        def refuse(items: deque[str], encode: Callable[[str], bytes]) -> bool:
+            return False  # a paused socket: the queue is left alone
+
+        def write(items: deque[str], encode: Callable[[str], bytes]) -> bool:
+            written.extend(items)
+            items.clear()
+            return True
+
+        assert not queue.write_all(refuse, str.encode) and len(queue) == 2
+        assert queue.write_all(write, str.encode) and written == ["b", "c"] and not queue
 
     asyncio.run(main())
+
+
+def test_a_write_round_writes_each_socket_once_and_serializes_each_frame_once() -> None:
+    serialized: list[str] = []
+
+    def frame(text: str) -> bytes:
+        serialized.append(text)
+        return text.encode()
+
+    class Sock:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+            self.queue = ["one", "two"]
+
+        def flush(self, encode: Callable[[str], bytes]) -> None:
+            self.writes.append(b"".join(encode(t) for t in self.queue))
+
+    async def main() -> list[Sock]:
+        write_round = WriteRound(frame)
+        socks = [Sock() for _ in range(3)]
+        for sock in socks:
+            write_round.add(sock)
+        assert all(not sock.writes for sock in socks)  # nothing until the turn ends
+        await asyncio.sleep(0)
+        return socks
+
+    socks = asyncio.run(main())
+    assert [sock.writes for sock in socks] == [[b"onetwo"]] * 3
+    assert serialized == ["one", "two"]
 
 
 def test_token_bucket_allows_a_burst_then_the_rate() -> None:

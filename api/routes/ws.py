@@ -84,7 +84,7 @@ async def serve_socket(ws: WebSocket, auto_join: str | None) -> None:
         return
     finally:
         hub.opening -= 1
-    conn = Connection(ws, principal, services.settings.ws.send_queue_size)
+    conn = Connection(ws, principal, services.settings.ws.send_queue_size, hub.write_round)
     try:
         await services.hub.register(conn)
     except LimitExceeded:
@@ -93,7 +93,6 @@ async def serve_socket(ws: WebSocket, auto_join: str | None) -> None:
     metrics.CONNECTIONS.inc()
     conn.set_principal(principal)
     conn.push(0, conn.ready_frame())
-    conn.start_writer()
     try:
         await FrameHandler(conn, services).read_loop(auto_join)
     finally:
