@@ -9,6 +9,7 @@ import hmac
 import multiprocessing
 import os
 import secrets
+import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -71,13 +72,25 @@ def _context(memory_kib: int, time_cost: int) -> CryptContext:
 _process_context: CryptContext | None = None  # in a hashing process
 
 
-def _start_hashing_process(nice: int, memory_kib: int, time_cost: int) -> None:
+def _start_hashing_process(nice: int, idle: bool, memory_kib: int, time_cost: int) -> None:
     """Runs once in each hashing process: a lower CPU priority, so sockets (the server's
     event loop) and everything else on the machine win any contest for a core."""
     global _process_context
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, 0, nice)
+    if idle:  # Linux: run only on a core nothing else wants, and yield it at once
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     _process_context = _context(memory_kib, time_cost)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker holds both ends of its job queue, so it never sees its server go: it
+    watches for that itself (the server may also have been killed outright)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _hash_job(operation: str, *args: Any) -> tuple[Any, float]:
@@ -131,7 +144,7 @@ class PasswordHasher:
                 # spawn: a fork would copy this process's threads' locks and its sockets
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_hashing_process,
-                initargs=(s.hash_nice, s.argon2_memory_kib, s.argon2_time_cost),
+                initargs=(s.hash_nice, s.hash_idle, s.argon2_memory_kib, s.argon2_time_cost),
             )
         return self._pool
 

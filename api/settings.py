@@ -124,6 +124,7 @@ class AuthSettings(BaseModel):
     argon2_time_cost: int = _d(2, "argon2id passes")
     hash_workers: int = _d(0, "processes for password hashing; 0 = cores - 1 (at least 1)")
     hash_nice: int = _d(19, "their nice value: sockets (the event loop) come first")
+    hash_idle: bool = _d(True, "hash only on otherwise idle cores (Linux SCHED_IDLE)")
     hash_max_pending: int = _d(8, "logins waiting for a hash beyond this get 503 + Retry-After")
     hash_cpu_share: float = _d(
         0.5, "hashing may use this much of one core on average; more logins get a fast 503", gt=0

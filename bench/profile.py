@@ -1,5 +1,6 @@
 """python -m bench.profile SCENARIO: where Switchboard's time goes during a scenario's load,
-sampled by py-spy from outside the server (`fanout`, `latency`, `ingest`, `signals`).
+sampled by py-spy from outside the server (`fanout`, `latency`, `ingest`, `signals`,
+`login`).
 
 Prints the functions with the most samples on top of the stack (self time) and the most
 samples anywhere in the stack (inclusive), as shares of all samples: the profile that
@@ -17,7 +18,7 @@ from typing import Any
 
 from bench import load
 from bench.scenarios import Context, _collect, _finish, room_tokens, run_fanout
-from bench.servers import ROOT, Database, Server, create_rooms, switchboard
+from bench.servers import ROOT, Database, Server, create_rooms, make_accounts, switchboard
 
 TOP = 15
 
@@ -84,17 +85,25 @@ def profile(scenario: str, seconds: float = 8.0) -> str:
     try:
         assert server.proc is not None
         tokens = room_tokens(ctx, server, "switchboard")
-        if scenario in ("fanout", "latency", "signals"):
+        if scenario in ("fanout", "latency", "signals", "login"):
             proto = "switchboard-signals" if scenario == "signals" else "switchboard"
-            rate = {"fanout": None, "latency": 20.0, "signals": 1e-9}[scenario]
+            rate = {"fanout": None, "latency": 20.0, "signals": 1e-9, "login": 25.0}[scenario]
             spy: list[Any] = []
+            names: list[str] = []
+            if scenario == "login":
+                _, names = make_accounts(ctx.db, 20, tenant="bench-login", real_hash_cost=True)
 
             def alongside() -> list[Any]:
                 spy.append(_spy(server.proc.pid, seconds, out))  # type: ignore[union-attr]
-                if scenario != "signals":
-                    return []
                 stop, q = load.CTX.Event(), load.CTX.Queue()
-                proc = load.start(load.signaller, server.port, "bench", tokens[0], 120.0, q, stop)
+                if scenario == "signals":
+                    proc = load.start(
+                        load.signaller, server.port, "bench", tokens[0], 120.0, q, stop
+                    )
+                elif scenario == "login":
+                    proc = load.start(load.login_loop, server.port, names, 50.0, q, stop)
+                else:
+                    return []
                 spy.extend([proc, stop])
                 return []
 

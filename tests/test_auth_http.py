@@ -3,13 +3,18 @@ CSRF, forged tokens, hostile passwords, and the error shape."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from os import SCHED_IDLE
+from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 
 from tests.factories import Factory
+from tests.processes import Worker
 from tests.support import ORIGIN, TEST_SECRET, LiveServer
 
 
@@ -347,3 +352,54 @@ def test_logins_beyond_the_hashing_budget_get_a_fast_503(
         if line.startswith("switchboard_logins_shed_total")
     )
     assert shed_total >= 5  # counted (the registry is shared by this test process)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+            if fields.get("PPid", "").strip() == str(pid):
+                found.append(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (whoever adopted it may not have reaped it yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _sched_policy(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[38])
+
+
+@pytest.mark.parametrize("how", ["terminate", "kill"])
+def test_hashing_runs_in_idle_priority_processes_that_end_with_their_server(
+    database_url: str, tmp_path: Path, factory: Factory, how: str
+) -> None:
+    """Hashes run in their own processes (a hashing thread would share the event loop's
+    GIL) at SCHED_IDLE; they go when the server goes, however it goes."""
+    tenant = factory.tenant()
+    password = factory.user(tenant, "alice")
+    worker = Worker(database_url, None, tmp_path).start()
+    try:
+        assert worker.proc is not None
+        r = httpx.post(
+            f"{worker.base_url}/auth/login",
+            json={"tenant": tenant, "username": "alice", "password": password},
+        )
+        assert r.status_code == 200
+        hashing = [p for p in _children(worker.proc.pid) if _sched_policy(p) == SCHED_IDLE]
+        assert hashing  # started by the login
+        (worker.terminate if how == "terminate" else worker.kill)()
+        deadline = time.monotonic() + 10
+        while any(map(_alive, hashing)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(map(_alive, hashing))
+    finally:
+        worker.stop()
