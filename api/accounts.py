@@ -7,10 +7,10 @@ from sqlalchemy.exc import IntegrityError
 
 from api import events
 from api.db import Database
-from api.errors import Conflict, UserNotFound, ValidationFailed
+from api.errors import Conflict, UserNotFound, ValidationFailed, busy_hashing
 from api.repository import Role, UserRow
 from api.rules import check_new_password, is_slug, is_username
-from api.security import PasswordHasher
+from api.security import HashingBusy, PasswordHasher
 
 
 class AccountService:
@@ -49,7 +49,10 @@ class AccountService:
             check_new_password(password)
         except ValueError as exc:
             raise ValidationFailed(f"weak or invalid password: {exc}") from exc
-        password_hash = await self.hasher.hash(password)
+        try:
+            password_hash = await self.hasher.hash(password)
+        except HashingBusy as exc:  # the hashing process died under this request
+            raise busy_hashing(exc) from exc
         try:
             async with self.db.tx(tenant_id) as tx:
                 return await tx.users.create(username, password_hash, Role(role))

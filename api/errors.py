@@ -7,6 +7,7 @@ the WebSocket renders the same error as an `error` frame with the same code.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.security import HashingBusy
 
 
 class APIError(Exception):
@@ -149,6 +152,14 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for a router: what it answers besides success, in the error
     shape (this also replaces FastAPI's default 422 body, which the server never sends)."""
     return {s: {"model": ErrorOut, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+def busy_hashing(exc: HashingBusy) -> Unavailable:
+    """The password-hashing budget is spent (or a hashing process died): retry shortly."""
+    return Unavailable(
+        "too many logins right now; retry shortly",
+        headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+    )
 
 
 def infrastructure_error(exc: BaseException) -> APIError | None:

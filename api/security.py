@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,10 +151,18 @@ class PasswordHasher:
 
     async def _run(self, operation: str, *args: Any) -> Any:
         self._pending += 1
+        pool = self._processes()
         try:
             result, cpu = await asyncio.get_running_loop().run_in_executor(
-                self._processes(), _hash_job, operation, *args
+                pool, _hash_job, operation, *args
             )
+        except BrokenProcessPool:
+            # A hashing process died (the OOM killer, a kill): a new pool for the next
+            # login, and this one is asked to retry rather than failing forever.
+            if self._pool is pool:
+                self._pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise HashingBusy(1.0) from None
         finally:
             self._pending -= 1
         self.hash_seconds += HASH_COST_SMOOTHING * (cpu - self.hash_seconds)

@@ -6,7 +6,6 @@ tickets are opaque `<tenant>.<session>.<secret>` strings stored as hashes.
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from api.errors import (
     InvalidToken,
     RateLimited,
     Revoked,
-    Unavailable,
+    busy_hashing,
 )
 from api.principal import Principal
 from api.repository import SessionView, Tx
@@ -69,10 +68,7 @@ class AuthService:
             self.hasher.admit()
         except HashingBusy as exc:
             metrics.LOGINS_SHED.inc()
-            raise Unavailable(
-                "too many logins right now; retry shortly",
-                headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
-            ) from exc
+            raise busy_hashing(exc) from exc
         limits = self.settings.limits
         keys = [f"user:{tenant}/{username}", f"addr:{address}"]
         window = limits.login_window_seconds
@@ -86,7 +82,10 @@ class AuthService:
                 user = await (await tx.for_tenant(tenant_id)).users.by_name(username)
         if wait > 0:
             raise RateLimited(wait, "too many failed logins; try again later")
-        ok, new_hash = await self.hasher.verify(password, user.password_hash if user else None)
+        try:
+            ok, new_hash = await self.hasher.verify(password, user.password_hash if user else None)
+        except HashingBusy as exc:  # the hashing process died under this login
+            raise busy_hashing(exc) from exc
         if user is None or not ok or user.disabled:
             raise InvalidCredentials()  # the attempt is already counted (reserved)
         async with self.db.tx(user.tenant_id) as tx:

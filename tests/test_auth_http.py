@@ -4,6 +4,8 @@ CSRF, forged tokens, hostile passwords, and the error shape."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 from os import SCHED_IDLE
 from pathlib import Path
@@ -401,5 +403,32 @@ def test_hashing_runs_in_idle_priority_processes_that_end_with_their_server(
         while any(map(_alive, hashing)) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not any(map(_alive, hashing))
+    finally:
+        worker.stop()
+
+
+def test_a_dead_hashing_process_costs_one_retry_not_every_login(
+    database_url: str, tmp_path: Path, factory: Factory
+) -> None:
+    """The OOM killer (or anyone) kills the hashing process: the login caught in it gets a
+    503 with Retry-After, and the next one gets a fresh process."""
+    tenant = factory.tenant()
+    password = factory.user(tenant, "alice")
+    worker = Worker(database_url, None, tmp_path).start()
+    body = {"tenant": tenant, "username": "alice", "password": password}
+    try:
+        assert worker.proc is not None
+        with httpx.Client(base_url=worker.base_url) as client:
+            assert client.post("/auth/login", json=body).status_code == 200
+            for pid in _children(worker.proc.pid):
+                if _sched_policy(pid) == SCHED_IDLE:
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.5)
+            caught = client.post("/auth/login", json=body)
+            after = [client.post("/auth/login", json=body).status_code for _ in range(3)]
+        assert caught.status_code in (200, 503)  # 503 when it met the broken pool
+        if caught.status_code == 503:
+            assert caught.json()["error"] == "unavailable" and caught.headers["retry-after"]
+        assert after == [200, 200, 200]
     finally:
         worker.stop()
