@@ -9,13 +9,22 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from api.errors import install_error_handlers
 from api.protocol import Close
 from api.redact import install_log_redaction
 from api.routes import admin, admin_integrations, auth, dms, integrations, ops, rooms, sse, ws
+from api.routes.socket_lane import SocketLane
 from api.services import Services
 from api.settings import Settings, get_settings
+
+
+class SwitchboardApp(FastAPI):
+    """FastAPI, with the sockets' own lane around the whole middleware stack."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SocketLane(super().build_middleware_stack())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.hub.close_all(Close.SHUTDOWN)
             await services.stop()
 
-    app = FastAPI(
+    app = SwitchboardApp(
         title="Switchboard",
         version="0.1.0",
         lifespan=lifespan,

@@ -79,6 +79,14 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if scope is not None:
             scope["extensions"][SEND_TEXTS] = self.send_texts
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept":
+            # The handshake's request and response (their headers, ~2 KiB) are never read
+            # again; a socket keeps them for its whole life otherwise. The scope has the
+            # request's headers.
+            del self.request, self.response
+
     def send_texts(self, texts: deque[str], encode: Callable[[str], bytes]) -> bool:
         """Write every text in `texts` as a frame, in one write, and empty it: True. False
         (and `texts` left alone) when the socket cannot take them now: not accepted yet,
