@@ -124,16 +124,14 @@ class MessageStore:
     def __init__(self, conn: Any) -> None:
         self.conn = conn  # asyncpg.Connection
 
-    async def begin(self) -> None:
-        await self.conn.execute("BEGIN")
-
-    async def lock_rooms(self, tenant_id: int, room_ids: Sequence[int]) -> None:
-        """Stamp the tenant and lock its rooms in id order (so writers never deadlock).
-        Only integers are inlined: one simple-protocol round trip."""
+    async def lock_rooms(self, tenant_id: int, room_ids: Sequence[int], begin: bool) -> None:
+        """Stamp the tenant and lock its rooms in id order (so writers never deadlock),
+        after opening the transaction when `begin`. Only integers are inlined: one
+        simple-protocol round trip."""
         ids = ",".join(str(int(r)) for r in sorted(set(room_ids)))
         tid = int(tenant_id)
         await self.conn.execute(
-            f"SELECT set_config('app.tenant_id', '{tid}', true); "
+            ("BEGIN; " if begin else "") + f"SELECT set_config('app.tenant_id', '{tid}', true); "
             f"SELECT id FROM room WHERE tenant_id = {tid} AND id IN ({ids}) "
             "ORDER BY id FOR UPDATE"
         )
