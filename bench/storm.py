@@ -23,7 +23,7 @@ import httpx
 from bench import load
 from bench.scenarios import Context, _collect, _finish, room_tokens
 from bench.servers import create_rooms, raise_fd_limit, switchboard
-from bench.wsload import RawSocket
+from bench.wsload import RawSocket, encode_frame
 
 SEQ = re.compile(rb'"seq":(\d+)')
 BACKOFF_BASE, BACKOFF_CAP = 0.5, 10.0
@@ -81,12 +81,20 @@ class Client:
                 if payload[:2] == (1013).to_bytes(2, "big"):
                     self.shed += 1
                 return self.fail()
+            if opcode == 9:  # ping -> pong, as every real client does (else 1011 at 40 s)
+                with contextlib.suppress(OSError):
+                    ws.sock.sendall(encode_frame(payload, opcode=10))
+                continue
             if opcode != 1:
                 continue
             if payload.startswith(b'{"type":"joined"'):
                 if self.last < 0:
                     self.last = int(SEQ.search(payload).group(1))  # type: ignore[union-attr]
                 self.state, self.attempt, self.live_at = "live", 0, time.monotonic()
+            elif self.state == "joining" and payload.startswith(b'{"type":"error"'):
+                # the join was refused (an `error` frame; under a storm, likely `unavailable`
+                # from an exhausted pool): back off and join again, as the clients do
+                return self.fail()
             elif payload.startswith(b'{"type":"message"'):
                 seq = int(SEQ.search(payload).group(1))  # type: ignore[union-attr]
                 if seq <= self.last:
@@ -215,6 +223,9 @@ def reconnect_storm(ctx: Context) -> dict[str, Any]:
         time.sleep(2.0)  # the last messages reach every socket
         rss_after = server.rss()
         alive = server.proc is not None and server.proc.poll() is None
+    except BaseException:
+        server.stop()  # nothing left running on a database about to be dropped
+        raise
     finally:
         stop.set()
         pub_stop.set()
