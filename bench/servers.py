@@ -108,6 +108,7 @@ class Server:
     ) -> None:
         self.name, self.argv, self.port, self.ready_path = name, argv, port, ready_path
         self.start_timeout = start_timeout
+        self.probe_timeout = 1.0  # a storm of sockets queues the probe behind them: raise it
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = ROOT / ".switchboard" / f"bench-{name}.log"
@@ -133,7 +134,8 @@ class Server:
                         return self
                 elif (
                     httpx.get(
-                        f"http://127.0.0.1:{self.port}{self.ready_path}", timeout=1
+                        f"http://127.0.0.1:{self.port}{self.ready_path}",
+                        timeout=self.probe_timeout,
                     ).status_code
                     == 200
                 ):

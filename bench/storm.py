@@ -213,6 +213,8 @@ def reconnect_storm(ctx: Context) -> dict[str, Any]:
         killed_at = time.monotonic()
         server.stop()  # SIGTERM: sockets get 1012
         down_for = time.monotonic() - killed_at
+        # 10,000 sockets knock as soon as it listens: its health probe waits its turn
+        server.probe_timeout, server.start_timeout = 20.0, 120.0
         server.start()
         restarted_at = time.monotonic()
         for _ in range(procs_n):  # each process reports again once all its sockets are live
