@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 
 from starlette.websockets import WebSocket
@@ -26,10 +25,8 @@ from api.principal import Principal
 from api.protocol import Close
 from api.protocol import server as frames
 from api.repository import RoomRow
-from api.send_queue import SendQueue, WriteRound
+from api.send_queue import SendQueue, WriteRound, WriteTexts
 from api.transport import SEND_TEXTS
-
-SendTexts = Callable[[deque[str], Callable[[str], bytes]], bool]
 
 # A socket with this many frames still to write is behind: signals to it are dropped.
 SIGNAL_BACKLOG = 64
@@ -73,7 +70,7 @@ class Connection:
         self._closer: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._round = write_round
-        self._send_texts: SendTexts | None = ws.scope.get("extensions", {}).get(SEND_TEXTS)
+        self._send_texts: WriteTexts | None = ws.scope.get("extensions", {}).get(SEND_TEXTS)
         self._draining = False  # in the write round, or a writer task is running
 
     # Subscriber -------------------------------------------------------------------

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 log = logging.getLogger("switchboard.send")
+# Writes queued texts as frames and empties the deque (True), or leaves it alone (False).
+WriteTexts = Callable[[deque[str], Callable[[str], bytes]], bool]
 
 
 class SendQueue:
@@ -56,7 +58,7 @@ class SendQueue:
 
     def write_all(
         self,
-        write: Callable[[deque[str], Callable[[str], bytes]], bool],
+        write: WriteTexts,
         encode: Callable[[str], bytes],
     ) -> bool:
         """Hand every queued frame to `write`, which empties the queue and says True, or
