@@ -120,7 +120,10 @@ class Hub:
         """Join, queue `joined`, replay (since, joined seq] from Postgres, then go live.
 
         The member is added in buffering mode first, so live frames that arrive during the
-        replay wait behind it: no gap and no duplicate at the handoff.
+        replay wait behind it: no gap and no duplicate at the handoff. A replay that fails
+        (the database busy under a reconnect storm) must not leave a member that goes live
+        with a hole behind `joined`: the subscriber is closed with 1013 and resumes with
+        `since` from what it did receive.
         """
         fan = await self._fanout(tenant_id, room_id, name)
         if sub in fan.members:
@@ -142,6 +145,11 @@ class Hub:
                 for seq, text in frames:
                     await sub.push_wait(seq, text)
                 after = frames[-1][0]
+        except Exception:
+            sub.close_soon(Close.OVERLOADED)
+            with contextlib.suppress(Exception):
+                await self.leave(sub, fan)  # out of the fan-out first, before any await
+            raise
         finally:
             pending = fan.members.get(sub)
             if pending is not None:

@@ -152,6 +152,33 @@ def test_hub_repairs_a_gap_from_history() -> None:
     assert asyncio.run(main()) == [(0, "joined"), (1, "one"), (2, "two"), (3, "three")]
 
 
+def test_a_join_whose_replay_fails_closes_1013_instead_of_going_live_with_a_gap() -> None:
+    class FailingHistory(History):
+        async def frames_between(
+            self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
+        ) -> Frames:
+            raise TimeoutError("the pool had no connection in time")
+
+    async def main() -> tuple[Recorder, Recorder, Hub]:
+        broker = MemoryBroker()
+        hub = Hub(broker, FailingHistory({1: "one", 2: "two"}), gap_wait=0.01)
+        await hub.start()
+        resuming, live = Recorder(1, "a"), Recorder(2, "b")
+        for sub in (resuming, live):
+            await hub.register(sub)
+        await hub.join(live, 1, 1, "general", None, lambda seq, online: f"joined {seq}")
+        with pytest.raises(TimeoutError):  # the frame handler answers it with an error
+            await hub.join(resuming, 1, 1, "general", 0, lambda seq, online: f"joined {seq}")
+        await broker.publish("t:1:room:1", events.message_event(3, "three"))
+        await asyncio.sleep(0.05)
+        return resuming, live, hub
+
+    resuming, live, hub = asyncio.run(main())
+    assert resuming.closed is Close.OVERLOADED  # it reconnects and resumes with since=0
+    assert resuming.got == [(0, "joined 2")]  # and 3 never reached it past the hole (1, 2]
+    assert resuming not in hub.joined and live.got == [(0, "joined 2"), (3, "three")]
+
+
 def test_send_queue_is_bounded_and_ordered() -> None:
     async def main() -> None:
         queue = SendQueue(2)

@@ -93,7 +93,7 @@ class Close(Enum):
         CloseCode.TRY_AGAIN,
         "overloaded",
         ClientAction.RECONNECT,
-        "the server sheds connections it cannot serve now",
+        "the server sheds connections it cannot serve now, or could not replay a join's history",
     )
     SHUTDOWN = (
         CloseCode.RESTART,
