@@ -7,7 +7,9 @@ missing range from Postgres and feeds that too.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -65,6 +67,10 @@ class RoomFanout:
     early: list[str] | None = field(default_factory=list)  # events before init finished
     ready: asyncio.Future[None] | None = None
     gap_task: asyncio.Task[None] | None = None
+    # the latest delivered messages, contiguous up to `delivered` (None: no cache), and a
+    # count of the times an edit or delete emptied it
+    recent: deque[tuple[int, str]] | None = None
+    recent_epoch: int = 0
 
     def accept(self, payload: str) -> bool:
         """Deliver a broker payload in order. True when a message was held behind a gap and
@@ -79,13 +85,45 @@ class RoomFanout:
         if seq != self.delivered + 1:
             self.held[seq] = event.text
             return self.gap_task is None
-        self.deliver(seq, event.text)
-        self.delivered = seq
+        self.deliver_next(seq, event.text)
         while self.delivered + 1 in self.held:
             nxt = self.delivered + 1
-            self.deliver(nxt, self.held.pop(nxt))
-            self.delivered = nxt
+            self.deliver_next(nxt, self.held.pop(nxt))
         return False
+
+    def deliver_next(self, seq: int, text: str) -> None:
+        self.deliver(seq, text)
+        self.delivered = seq
+        recent = self.recent
+        if recent is not None:
+            if _unchangeable(text):
+                recent.append((seq, text))
+            else:  # an edit or delete changed an earlier message: its cached text is stale
+                recent.clear()
+                self.recent_epoch += 1
+
+    def recent_after(self, after: int) -> Frames | None:
+        """The messages (after, delivered] from memory, or None when the cache does not
+        reach back that far."""
+        recent = self.recent
+        if after >= self.delivered:
+            return []
+        if not recent or recent[0][0] > after + 1:
+            return None
+        return list(itertools.islice(recent, after + 1 - recent[0][0], None))
+
+    def remember(self, frames: Frames, epoch: int) -> None:
+        """Messages a replay read from Postgres, kept when they extend the cache backwards
+        seamlessly and nothing was edited since the read began (`epoch`): after a restart,
+        the first reconnect of a room reads what it missed and the others replay it from
+        memory."""
+        recent = self.recent
+        if recent is None or epoch != self.recent_epoch:
+            return
+        first = recent[0][0] if recent else self.delivered + 1
+        older = [f for f in frames if f[0] < first]
+        if older and older[-1][0] == first - 1:
+            self.recent = deque(itertools.chain(older, recent), maxlen=recent.maxlen)
 
     def deliver(self, seq: int, text: str) -> None:
         for sub, pending in self.members.items():
@@ -121,3 +159,9 @@ class RoomFanout:
         if not self.held:
             return None
         return self.delivered, min(self.held) - 1
+
+
+def _unchangeable(frame: str) -> bool:
+    """A `user` or `broadcast` message, whose stored text only changes by a later `edit` or
+    `delete` entry. (Quotes inside a body are escaped, so it cannot fake the key.)"""
+    return '"kind":"user"' in frame or '"kind":"broadcast"' in frame

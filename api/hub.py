@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,6 +38,7 @@ class Hub:
         *,
         gap_wait: float = 0.15,
         replay_page: int = 500,
+        recent_per_room: int = 128,
         sockets_per_user: int = 20,
         on_presence: PresenceHook | None = None,
     ) -> None:
@@ -46,6 +48,7 @@ class Hub:
         self.loader = loader
         self.gap_wait = gap_wait
         self.replay_page = replay_page
+        self.recent_per_room = recent_per_room
         self.sockets_per_user = sockets_per_user
         self.write_round = WriteRound(text_frame)  # sockets' writes, once per loop turn
         self.rooms: dict[str, RoomFanout] = {}  # by channel
@@ -136,12 +139,19 @@ class Hub:
         sub.push(0, joined_frame(start, online))
         try:
             after = since if since is not None else start
+            cached = fan.recent_after(after) if after < start else None
+            if cached is not None:  # a reconnect after a blip: no query
+                for seq, text in cached:
+                    await sub.push_wait(seq, text)
+                after = start
             while after < start:
+                epoch = fan.recent_epoch
                 frames = await self.loader.frames_between(
                     tenant_id, room_id, name, after, start, self.replay_page
                 )
                 if not frames:
                     break
+                fan.remember(frames, epoch)
                 for seq, text in frames:
                     await sub.push_wait(seq, text)
                 after = frames[-1][0]
@@ -179,6 +189,8 @@ class Hub:
         fan = self.rooms.get(channel)
         if fan is None:
             fan = RoomFanout(tenant_id, room_id, name, channel)
+            if self.recent_per_room > 0:
+                fan.recent = deque(maxlen=self.recent_per_room)
             self.rooms[channel] = fan
             fan.ready = asyncio.ensure_future(self._init_fanout(fan))
         assert fan.ready is not None

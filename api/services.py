@@ -87,6 +87,7 @@ class Services:
             rooms,
             gap_wait=settings.broker.gap_wait_ms / 1000,
             replay_page=settings.ws.replay_page_size,
+            recent_per_room=settings.ws.recent_per_room,
             sockets_per_user=settings.limits.sockets_per_user,
             on_presence=webhooks.presence_changed,
         )

@@ -156,6 +156,11 @@ class WsSettings(BaseModel):
     ping_interval: float = _d(20.0, "WebSocket pings from the server (0 = off)")
     ping_timeout: float = _d(20.0, "close a socket whose pong is this late")
     replay_page_size: int = _d(500, "messages read per query during a `since` replay")
+    recent_per_room: int = _d(
+        128,
+        "a room's latest messages kept in memory while it has members here: a reconnect "
+        "whose `since` is among them replays without a query (0 = always read Postgres)",
+    )
 
 
 class RoomsSettings(BaseModel):

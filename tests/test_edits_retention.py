@@ -5,6 +5,7 @@ reused seq)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -86,9 +87,11 @@ def test_edits_and_deletes_flow_live_in_replay_and_in_history(
     alice = factory.account()
     bob = factory.account(alice.tenant)
     factory.room(alice)
+    keeper = contextlib.ExitStack()  # the room is live here from before the first message
+    keeper.enter_context(joined(server, alice))
     post(server, alice, "general", "hello")
     post(server, alice, "general", "oops")
-    with joined(server, alice) as a, joined(server, bob) as b:
+    with keeper, joined(server, alice) as a, joined(server, bob) as b:
         send(a, type="edit", room="general", seq=1, body="hello!", ref="e1")
         assert recv_type(a, "ack") == {
             "type": "ack",
@@ -105,6 +108,12 @@ def test_edits_and_deletes_flow_live_in_replay_and_in_history(
             (4, "delete", 2),
         ]
         assert live[0]["body"] == "hello!" and live[1]["body"] == ""
+        # a replay while the room is live here: what the edit and delete changed is not
+        # served from the room's in-memory recent messages
+        with joined(server, bob, since=0) as replay:
+            first, second = recv_type(replay, "message"), recv_type(replay, "message")
+        assert first["body"] == "hello!" and first["edited_at"]
+        assert second["body"] == "" and second["deleted"] is True
     with joined(server, bob, since=0) as replay:
         got = [recv_type(replay, "message") for _ in range(4)]
     assert [(m["seq"], m["kind"]) for m in got] == [
@@ -188,6 +197,8 @@ def test_retention_prunes_a_prefix_and_joins_say_truncated(
     bob = factory.account(alice.tenant, server=live)
     with live.http() as client:
         client.post("/rooms", json={"name": "general"}, headers=alice.headers)
+    keeper = contextlib.ExitStack()  # the room stays live here: its recent messages in memory
+    keeper.enter_context(joined(live, alice))
     for i in range(6):
         post(live, alice, "general", f"m{i + 1}")
     _backdate(database_url, 10, 5)
@@ -213,6 +224,7 @@ def test_retention_prunes_a_prefix_and_joins_say_truncated(
         recv_type(ws, "left")
         send(ws, type="join", room="general", since=5)  # nothing it asks for is gone
         assert "truncated" not in recv_type(ws, "joined")
+    keeper.close()
     assert post(live, alice, "general", "next")["seq"] == 7  # seqs are never reused
     with live.http() as client:
         gone = client.patch("/rooms/general/messages/1", json={"body": "x"}, headers=alice.headers)

@@ -179,6 +179,83 @@ def test_a_join_whose_replay_fails_closes_1013_instead_of_going_live_with_a_gap(
     assert resuming not in hub.joined and live.got == [(0, "joined 2"), (3, "three")]
 
 
+def test_a_rejoin_replays_recent_messages_from_memory_until_an_edit_makes_them_stale() -> None:
+    class CountingHistory(History):
+        reads = 0
+
+        async def frames_between(
+            self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
+        ) -> Frames:
+            self.reads += 1
+            return await super().frames_between(tenant_id, room_id, room_name, after, upto, limit)
+
+    def message(seq: int, kind: str) -> str:
+        return f'{{"type":"message","seq":{seq},"kind":"{kind}"}}'
+
+    async def main() -> tuple[list[list[tuple[int, str]]], int]:
+        broker = MemoryBroker()
+        history = CountingHistory({})
+        hub = Hub(broker, history, recent_per_room=3)
+        await hub.start()
+        keeper = Recorder(1, "keeper")  # keeps the room live in this process
+        await hub.register(keeper)
+        await hub.join(keeper, 1, 1, "general", None, lambda seq, online: "joined")
+        for seq in range(1, 5):
+            history.stored[seq] = message(seq, "user")
+            await broker.publish("t:1:room:1", events.message_event(seq, message(seq, "user")))
+        got = []
+        for since in (2, 1, 0):  # 2, 3 and 4 are in memory; 1 only in Postgres
+            sub = Recorder(2, f"s{since}")
+            await hub.join(sub, 1, 1, "general", since, lambda seq, online: "joined")
+            got.append(list(sub.got))
+        reads_before_edit = history.reads
+        assert reads_before_edit == 1  # the join from 0
+        history.stored[5] = message(5, "edit")
+        await broker.publish("t:1:room:1", events.message_event(5, message(5, "edit")))
+        late = Recorder(2, "late")
+        await hub.join(late, 1, 1, "general", 3, lambda seq, online: "joined")
+        got.append(late.got)
+        return got, history.reads - reads_before_edit
+
+    got, reads_after_edit = asyncio.run(main())
+    stored = {seq: message(seq, "user") for seq in range(1, 5)}
+    assert got[0] == [(0, "joined"), (3, stored[3]), (4, stored[4])]
+    assert got[1] == [(0, "joined"), (2, stored[2]), (3, stored[3]), (4, stored[4])]
+    assert got[2] == [(0, "joined"), *((s, stored[s]) for s in range(1, 5))]
+    assert got[3] == [(0, "joined"), (4, stored[4]), (5, message(5, "edit"))]
+    assert reads_after_edit == 1  # 4 was cached, but the edit made the cache stale
+
+
+def test_after_a_restart_the_first_rejoin_reads_postgres_and_the_next_ones_memory() -> None:
+    reads: list[tuple[int, int]] = []
+
+    class CountingHistory(History):
+        async def frames_between(
+            self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
+        ) -> Frames:
+            reads.append((after, upto))
+            return await super().frames_between(tenant_id, room_id, room_name, after, upto, limit)
+
+    async def main() -> list[list[tuple[int, str]]]:
+        hub = Hub(MemoryBroker(), CountingHistory({1: "a", 2: "b", 3: "c"}), recent_per_room=5)
+        await hub.start()
+        got = []
+        for since in (1, 0, 2, 1):  # the room's messages were all stored before this start
+            sub = Recorder(2, f"s{since}")
+            await hub.join(sub, 1, 1, "general", since, lambda seq, online: "joined")
+            got.append(sub.got)
+        return got
+
+    got = asyncio.run(main())
+    assert [[seq for seq, _ in frames] for frames in got] == [
+        [0, 2, 3],
+        [0, 1, 2, 3],
+        [0, 3],
+        [0, 2, 3],
+    ]
+    assert reads == [(1, 3), (0, 3)]  # the second extended the cache back to 1
+
+
 def test_send_queue_is_bounded_and_ordered() -> None:
     async def main() -> None:
         queue = SendQueue(2)

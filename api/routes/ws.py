@@ -256,7 +256,9 @@ class FrameHandler:
                 first_seq=room.first_seq if truncated else None,
             )
 
-        fan = await self.s.hub.join(conn, room.tenant_id, room.id, room.name, frame.since, joined)
+        # (what retention removed is not replayed, from Postgres or from memory)
+        since = room.first_seq - 1 if truncated else frame.since
+        fan = await self.s.hub.join(conn, room.tenant_id, room.id, room.name, since, joined)
         conn.rooms[room.name] = (room, fan)
 
     async def on_leave(self, frame: LeaveFrame) -> None:
