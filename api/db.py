@@ -13,6 +13,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.repository import SessionView, Tx
+from api.repository.base import stamp_tenant_script
+from api.repository.rooms import JoinView, fetch_join_view
 from api.repository.sessions import fetch_session_view
 from api.settings import Settings
 
@@ -91,6 +93,28 @@ class Database:
         async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
             yield raw.driver_connection
+
+    @asynccontextmanager
+    async def raw_tx(self, tenant_id: int) -> AsyncIterator[Any]:
+        """A tenant's transaction on the raw asyncpg connection, for the reads of a hot path
+        (a join): BEGIN and the tenant stamp travel in one round trip. A connection left in
+        the transaction (an error, a cancellation) is closed rather than pooled."""
+        async with self.engine.connect() as conn:
+            raw: Any = (await conn.get_raw_connection()).driver_connection
+            try:
+                await raw.execute(stamp_tenant_script(tenant_id, begin=True))
+                yield raw
+                await raw.execute("COMMIT")
+            finally:
+                if raw.is_in_transaction():
+                    await conn.invalidate()
+
+    async def join_view(
+        self, tenant_id: int, room: str, user_id: int, unread_cap: int
+    ) -> JoinView | None:
+        """What a join reads (the room, membership, read state): three round trips."""
+        async with self.raw_tx(tenant_id) as raw:
+            return await fetch_join_view(raw, tenant_id, room, user_id, unread_cap)
 
     async def session_view(self, tenant_id: int, session_id: uuid.UUID) -> SessionView | None:
         """The session check behind every request and socket: one round trip."""

@@ -103,12 +103,22 @@ class RoomService:
     async def may_post(tx: Tx, p: Principal, room: RoomRow) -> bool:
         """A private room: its members; admins and API keys too, except in direct rooms,
         which are their two members' only."""
-        if (p.is_admin or p.is_service) and not room.is_direct:
+        if _admitted_without_membership(p, room):
             return True
         return await tx.rooms.is_member(room.id, p.user_id)
 
     async def get_for_join(self, p: Principal, name: str) -> tuple[RoomRow, ReadState]:
-        """The room to join, and the joiner's read state in it (for `joined`)."""
+        """The room to join, and the joiner's read state in it (for `joined`). Every
+        reconnect costs one, so it is one statement on the raw connection; a room that
+        does not exist yet (auto-create) takes the general path."""
+        if is_room_name(name):
+            cap = self.settings.limits.unread_cap
+            view = await self.db.join_view(p.tenant_id, name, p.user_id, cap)
+            if view is not None:
+                room = view.room
+                if room.private and not (view.is_member or _admitted_without_membership(p, room)):
+                    raise Forbidden("this room is private")
+                return room, view.read
         async with self.db.tx(p.tenant_id) as tx:
             room = await self._get(tx, p, name, create_missing=self.settings.rooms.auto_create)
             read = await tx.reads.state(room.id, p.user_id, self.settings.limits.unread_cap)
@@ -223,3 +233,8 @@ class RoomService:
         async with self.db.tx(tenant_id) as tx:
             rows = await tx.messages.between(room_id, room_name, after, upto, limit)
         return [(m.seq, frames.message(m)) for m in rows]
+
+
+def _admitted_without_membership(p: Principal, room: RoomRow) -> bool:
+    """Admins and API keys use every private room of their tenant but direct rooms."""
+    return (p.is_admin or p.is_service) and not room.is_direct

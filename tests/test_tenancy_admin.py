@@ -373,6 +373,35 @@ def test_rls_as_the_application_role(
 
     run_db(database_url, pooled, pool_size=1)
 
+    async def raw(db: Database) -> None:
+        """The joins' raw transactions: stamped, and never pooled half-done."""
+        async with db.raw_tx(ids[a.slug]) as conn:
+            assert await conn.fetchval("SELECT count(*) FROM room") == 2
+        view = await db.join_view(ids[a.slug], "general", 0, 10)
+        assert view is not None and view.room.tenant_id == ids[a.slug]
+        assert await db.join_view(ids[a.slug], "nowhere", 0, 10) is None
+        with pytest.raises(ZeroDivisionError):
+            async with db.raw_tx(ids[a.slug]):
+                raise ZeroDivisionError
+        stuck = asyncio.ensure_future(_slow_raw_tx(db, ids[a.slug]))
+        await asyncio.sleep(0.2)
+        stuck.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stuck
+        async with db.tx() as repo:  # the one pooled connection: no transaction, no tenant
+            setting = (
+                await repo.conn.execute(text("SELECT current_setting('app.tenant_id', true)"))
+            ).scalar()
+            assert setting in (None, "")
+            assert (await repo.conn.execute(text("SELECT count(*) FROM room"))).scalar() == 0
+
+    run_db(database_url, raw, pool_size=1)
+
+
+async def _slow_raw_tx(db: Database, tenant_id: int) -> None:
+    async with db.raw_tx(tenant_id) as conn:
+        await conn.execute("SELECT pg_sleep(5)")
+
 
 def test_catalog_every_tenant_table_has_rls_forced(database_url: str) -> None:
     async def work(db: Database) -> list[Any]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.repository.accounts import TenantRepo, UserRepo
 from api.repository.api_keys import ApiKeyRepo
+from api.repository.base import STAMP_TENANT
 from api.repository.broadcasts import BroadcastRepo
 from api.repository.idempotency import IdempotencyRepo
 from api.repository.message_store import MessageStore
@@ -50,7 +50,7 @@ class Tx:
 
     async def stamp_tenant(self) -> None:
         """Key the row-level security policies on this transaction's tenant."""
-        await self.conn.execute(select(func.set_config("app.tenant_id", str(self.tenant_id), True)))
+        await self.conn.execute(STAMP_TENANT, {"tenant": str(self.tenant_id)})
 
     async def for_tenant(self, tenant_id: int) -> Tx:
         """The same transaction, from now on acting for `tenant_id`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, func
+from sqlalchemy import Table, TextClause, func, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.models import (
@@ -36,6 +36,16 @@ idem_t = cast(Table, IdempotencyKey.__table__)
 api_key_t = cast(Table, ApiKey.__table__)
 endpoint_t = cast(Table, WebhookEndpoint.__table__)
 delivery_t = cast(Table, WebhookDelivery.__table__)
+
+# Row-level security is keyed on `app.tenant_id`, set for the current transaction only.
+STAMP_TENANT: TextClause = text("SELECT set_config('app.tenant_id', :tenant, true)")
+
+
+def stamp_tenant_script(tenant_id: int, *, begin: bool) -> str:
+    """The same stamp for the raw hot paths' simple-protocol scripts, which carry BEGIN in
+    the same round trip. Only an integer is inlined."""
+    stamp = f"SELECT set_config('app.tenant_id', '{int(tenant_id)}', true)"
+    return f"BEGIN; {stamp}" if begin else stamp
 
 
 class NoTenant(RuntimeError):

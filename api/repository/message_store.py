@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from api.repository.base import stamp_tenant_script
 from api.repository.rows import READABLE_KINDS, MessageRow, message_row
 
 
@@ -131,7 +132,7 @@ class MessageStore:
         ids = ",".join(str(int(r)) for r in sorted(set(room_ids)))
         tid = int(tenant_id)
         await self.conn.execute(
-            ("BEGIN; " if begin else "") + f"SELECT set_config('app.tenant_id', '{tid}', true); "
+            stamp_tenant_script(tid, begin=begin) + "; "
             f"SELECT id FROM room WHERE tenant_id = {tid} AND id IN ({ids}) "
             "ORDER BY id FOR UPDATE"
         )

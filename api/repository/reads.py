@@ -12,15 +12,22 @@ from sqlalchemy import text
 from api.repository.base import Repo
 from api.repository.rows import READABLE_KINDS, ReadState, RoomForUser, room_row
 
-_UNREAD = f"""
+
+def unread_sql(cap: str) -> str:
+    """The capped unread count of room `r` after read position `rp` (either may be NULL),
+    with `cap` as the parameter's placeholder (`:cap`, or asyncpg's `$n`)."""
+    return f"""
     SELECT count(*) FROM (
         SELECT 1 FROM message m
         WHERE m.tenant_id = r.tenant_id AND m.room_id = r.id
           AND m.seq > coalesce(rp.last_read, 0)
           AND m.kind IN {READABLE_KINDS!r}
-        LIMIT :cap
+        LIMIT {cap}
     ) counted
 """
+
+
+_UNREAD = unread_sql(":cap")
 
 _VISIBLE_ROOMS = f"""
 SELECT r.*, coalesce(rp.last_read, 0) AS last_read, ({_UNREAD}) AS unread, other.username AS dm_with

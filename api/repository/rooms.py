@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from api.repository.base import Repo, member_t, room_t
-from api.repository.rows import RoomRow, RoomWithMembers, room_row
+from api.repository.reads import unread_sql
+from api.repository.rows import ReadState, RoomRow, RoomWithMembers, room_row
+
+# What a join needs, in one statement: the room, whether the user is a member, and the
+# user's read state in it. Run by `fetch_join_view` on a raw connection in a tenant's
+# transaction (api.db.Database.raw_tx).
+_JOIN_VIEW = f"""
+SELECT r.*, coalesce(rp.last_read, 0) AS last_read, ({unread_sql("$4")}) AS unread,
+       EXISTS (SELECT 1 FROM membership me
+               WHERE me.tenant_id = r.tenant_id AND me.room_id = r.id AND me.user_id = $3)
+           AS is_member
+FROM room r
+LEFT JOIN read_position rp
+       ON rp.tenant_id = r.tenant_id AND rp.room_id = r.id AND rp.user_id = $3
+WHERE r.tenant_id = $1 AND r.name = $2
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class JoinView:
+    room: RoomRow
+    read: ReadState
+    is_member: bool
+
+
+async def fetch_join_view(
+    raw: Any, tenant_id: int, name: str, user_id: int, unread_cap: int
+) -> JoinView | None:
+    """`raw` is an asyncpg connection in a transaction stamped for `tenant_id`."""
+    row = await raw.fetchrow(_JOIN_VIEW, tenant_id, name, user_id, unread_cap)
+    if row is None:
+        return None
+    return JoinView(room_row(row), ReadState(row["last_read"], row["unread"]), row["is_member"])
 
 
 def dm_key(user_id: int, other_id: int) -> str:

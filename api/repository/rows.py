@@ -170,17 +170,19 @@ def user_row(row: Any) -> UserRow:
 
 
 def room_row(row: Any) -> RoomRow:
+    """From a SQLAlchemy row or an asyncpg record."""
+    r = getattr(row, "_mapping", row)
     return RoomRow(
-        row.id,
-        row.tenant_id,
-        row.name,
-        row.private,
-        row.created_by,
-        row.created_at,
-        row.last_seq,
-        row.first_seq,
-        row.retention_days,
-        row.dm_key,
+        r["id"],
+        r["tenant_id"],
+        r["name"],
+        r["private"],
+        r["created_by"],
+        r["created_at"],
+        r["last_seq"],
+        r["first_seq"],
+        r["retention_days"],
+        r["dm_key"],
     )
 
 
