@@ -43,6 +43,19 @@ async def _transactions(db_url: str) -> int:
 
 
 IDLE_WINDOW_S = 3.0
+SETTLED_PER_S = 10  # commits per second of a server whose only work is its background loops
+
+
+def _settle(dsn: str, limit_s: float = 30.0) -> None:
+    """Wait until the database sees no more than background commits."""
+    deadline = time.monotonic() + limit_s
+    last = asyncio.run(_transactions(dsn))
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = asyncio.run(_transactions(dsn))
+        if now - last <= SETTLED_PER_S:
+            return
+        last = now
 
 
 def signals(ctx: Context) -> dict[str, Any]:
@@ -68,6 +81,7 @@ def signals(ctx: Context) -> dict[str, Any]:
             # The members are connected and joined. The server's background loops commit
             # on their own (a webhook poll twice a second): their rate is measured over an
             # idle window first, and subtracted from what the signals' window counts.
+            _settle(ctx.db.dsn)  # the members' joins commit for a while after they connect
             idle_from = asyncio.run(_transactions(ctx.db.dsn)), time.monotonic()
             time.sleep(IDLE_WINDOW_S)
             before.extend((asyncio.run(_transactions(ctx.db.dsn)), time.monotonic()))
