@@ -62,6 +62,9 @@ WITH msgs AS (
     JOIN room r ON r.tenant_id = $1 AND r.id = i.room_id
     JOIN webhook_endpoint e ON e.tenant_id = $1 AND 'message.created' = ANY(e.events)
     WHERE i.kind IN {READABLE_KINDS!r}
+      -- asked once, first: a tenant without such an endpoint skips the join entirely
+      AND EXISTS (SELECT 1 FROM webhook_endpoint w
+                  WHERE w.tenant_id = $1 AND 'message.created' = ANY(w.events))
 )
 SELECT id, base FROM bumped
 """
