@@ -75,7 +75,7 @@ def signals(ctx: Context) -> dict[str, Any]:
         tokens = room_tokens(ctx, s, "switchboard")
         stop, out = load.CTX.Event(), load.CTX.Queue()
         extra: list[Any] = []
-        before: list[int] = []
+        before: list[float] = []  # the commit count and the time the signals started
 
         def start_signals() -> list[Any]:
             # The members are connected and joined. The server's background loops commit
@@ -94,7 +94,7 @@ def signals(ctx: Context) -> dict[str, Any]:
         stop.set()
         sent = _collect(out, 1)[0]["sent"]
         _finish(extra)
-        counted = asyncio.run(_transactions(ctx.db.dsn)) - before[0]
+        counted = int(asyncio.run(_transactions(ctx.db.dsn)) - before[0])
         background = idle[0] * (time.monotonic() - before[1])
         fan["transactions"] = counted
         fan["idle_rate"] = idle[0]
