@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 from api.errors import install_error_handlers
 from api.protocol import Close
 from api.redact import install_log_redaction
-from api.routes import admin, admin_integrations, auth, dms, integrations, ops, rooms, sse, ws
+from api.routes import admin, admin_integrations, auth, dms, integrations, ops, rooms, sse
 from api.routes.socket_lane import SocketLane
 from api.services import Services
 from api.settings import Settings, get_settings
@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Authenticated, multi-tenant realtime API.",
     )
     install_error_handlers(app)
-    for module in (auth, rooms, dms, sse, ws, admin, admin_integrations, integrations, ops):
+    # /ws and /ws/rooms/{room} are served by the socket lane (routes/socket_lane.py)
+    for module in (auth, rooms, dms, sse, admin, admin_integrations, integrations, ops):
         app.include_router(module.router)
     return app
 

@@ -1,4 +1,5 @@
-"""`/ws` and `/ws/rooms/{room}`: authenticate once, then read frames until the socket ends."""
+"""`/ws` and `/ws/rooms/{room}` (reached through the socket lane, routes/socket_lane.py):
+authenticate once, then read frames until the socket ends."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import contextlib
 import logging
 from typing import Any, assert_never
 
-from fastapi import APIRouter, WebSocket
+from fastapi import WebSocket
 
 from api import metrics
 from api.connection import Connection
@@ -40,21 +41,10 @@ from api.repository import MessageRow, RoomRow
 from api.services import Services
 from api.ws_auth import ClientGone, WsAuthFailed, auth_close, authenticate_websocket
 
-router = APIRouter()
 log = logging.getLogger("switchboard.ws")
 # Past this many sends awaiting their commit, a socket is not read until commits catch up:
 # the persister's queue (and memory) stays bounded by sockets x this.
 MAX_INFLIGHT_SENDS = 256
-
-
-@router.websocket("/ws")
-async def ws_endpoint(websocket: WebSocket) -> None:
-    await serve_socket(websocket, None)
-
-
-@router.websocket("/ws/rooms/{room}")
-async def ws_room_endpoint(websocket: WebSocket, room: str) -> None:
-    await serve_socket(websocket, room)
 
 
 async def close(ws: WebSocket, close: Close) -> None:
