@@ -1,5 +1,6 @@
 """This process's subscribers and rooms. The hub never touches the database: it is handed
-a HistoryLoader for the two reads it needs (a room's last seq, and a range of frames).
+a HistoryLoader for the two reads it needs (a room's last seq, and a range of frames), which
+api.room_history uses for replays, gap repairs and catch-ups.
 
 Delivery path: the broker hands over an encoded frame; the room's fan-out checks it is the
 next seq (holding and repairing gaps), then puts the same string on every member's bounded
@@ -15,7 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api import events, metrics
+from api import events, metrics, room_history
 from api.broker import Broker, parse_channel, room_channel, tenant_channel
 from api.errors import LimitExceeded
 from api.fanout import HistoryLoader, RoomFanout, Subscriber
@@ -63,20 +64,8 @@ class Hub:
     async def catch_up(self) -> None:
         """After a broker outage: deliver, from Postgres, whatever each room missed."""
         for fan in list(self.rooms.values()):
-            if fan.early is not None:
-                continue  # still initialising: it reads the last seq itself
-            try:
-                last = await self.loader.last_seq(fan.tenant_id, fan.room_id)
-                while fan.delivered < last and self.rooms.get(fan.channel) is fan:
-                    frames = await self.loader.frames_between(
-                        fan.tenant_id, fan.room_id, fan.name, fan.delivered, last, self.replay_page
-                    )
-                    if not frames:
-                        break
-                    for seq, text in frames:
-                        fan.accept(events.message_event(seq, text))
-            except Exception:
-                log.exception("catch-up failed for %s", fan.channel)
+            if fan.early is None:  # else still initialising: it reads the last seq itself
+                await room_history.catch_up(fan, self.loader, self.replay_page, self.rooms)
 
     # subscribers -------------------------------------------------------------
     async def register(self, sub: Subscriber) -> None:
@@ -139,22 +128,7 @@ class Hub:
         sub.push(0, joined_frame(start, online))
         try:
             after = since if since is not None else start
-            cached = fan.recent_after(after) if after < start else None
-            if cached is not None:  # a reconnect after a blip: no query
-                for seq, text in cached:
-                    await sub.push_wait(seq, text)
-                after = start
-            while after < start:
-                epoch = fan.recent_epoch
-                frames = await self.loader.frames_between(
-                    tenant_id, room_id, name, after, start, self.replay_page
-                )
-                if not frames:
-                    break
-                fan.remember(frames, epoch)
-                for seq, text in frames:
-                    await sub.push_wait(seq, text)
-                after = frames[-1][0]
+            await room_history.replay(fan, sub, self.loader, after, start, self.replay_page)
         except Exception:
             sub.close_soon(Close.OVERLOADED)
             with contextlib.suppress(Exception):
@@ -255,28 +229,7 @@ class Hub:
 
     def _on_room_event(self, fan: RoomFanout, payload: str) -> None:
         if fan.accept(payload):
-            fan.gap_task = self._spawn(self._repair_gap(fan))
-
-    async def _repair_gap(self, fan: RoomFanout) -> None:
-        """A seq jumped: the missing message is probably still in flight from another
-        worker. Wait briefly, then read whatever is still missing from Postgres."""
-        try:
-            while fan.held:
-                await asyncio.sleep(self.gap_wait)
-                gap = fan.missing()
-                if gap is None:
-                    break
-                after, upto = gap
-                found = await self.loader.frames_between(
-                    fan.tenant_id, fan.room_id, fan.name, after, upto, upto - after
-                )
-                metrics.GAP_FILLS.inc(len(found))
-                for seq, text in found:
-                    fan.accept(events.message_event(seq, text))
-        except Exception:
-            log.exception("gap repair failed for %s", fan.channel)
-        finally:
-            fan.gap_task = None
+            fan.gap_task = self._spawn(room_history.repair_gap(fan, self.loader, self.gap_wait))
 
     def _on_tenant_event(self, tenant_id: int, payload: str) -> None:
         subs = self.tenants.get(tenant_id)
