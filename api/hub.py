@@ -39,7 +39,7 @@ class Hub:
         *,
         gap_wait: float = 0.15,
         replay_page: int = 500,
-        recent_per_room: int = 128,
+        recent_per_room: int = 64,
         sockets_per_user: int = 20,
         on_presence: PresenceHook | None = None,
     ) -> None:

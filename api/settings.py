@@ -157,9 +157,10 @@ class WsSettings(BaseModel):
     ping_timeout: float = _d(20.0, "close a socket whose pong is this late")
     replay_page_size: int = _d(500, "messages read per query during a `since` replay")
     recent_per_room: int = _d(
-        128,
+        64,
         "a room's latest messages kept in memory while it has members here: a reconnect "
-        "whose `since` is among them replays without a query (0 = always read Postgres)",
+        "whose `since` is among them replays without a query (0 = always read Postgres; "
+        "memory: up to this many frames per room with members)",
     )
 
 
