@@ -102,15 +102,17 @@ class RoomFanout:
                 recent.clear()
                 self.recent_epoch += 1
 
-    def recent_after(self, after: int) -> Frames | None:
-        """The messages (after, delivered] from memory, or None when the cache does not
-        reach back that far."""
+    def recent_between(self, after: int, upto: int) -> Frames | None:
+        """The messages (after, upto] from memory, or None when the cache does not reach
+        back that far. (Later ones may be cached already: a joiner gets those from its
+        buffer, so they are not part of its replay.)"""
         recent = self.recent
-        if after >= self.delivered:
+        if after >= upto:
             return []
-        if not recent or recent[0][0] > after + 1:
+        if not recent or recent[0][0] > after + 1 or recent[-1][0] < upto:
             return None
-        return list(itertools.islice(recent, after + 1 - recent[0][0], None))
+        first = recent[0][0]
+        return list(itertools.islice(recent, after + 1 - first, upto + 1 - first))
 
     def remember(self, frames: Frames, epoch: int) -> None:
         """Messages a replay read from Postgres, kept when they extend the cache backwards

@@ -109,7 +109,8 @@ class Hub:
         since: int | None,
         joined_frame: Callable[[int, int], str],
     ) -> RoomFanout:
-        """Join, queue `joined`, replay (since, joined seq] from Postgres, then go live.
+        """Join, queue `joined`, replay (since, joined seq] (from the room's recent messages
+        in memory, or from Postgres), then go live.
 
         The member is added in buffering mode first, so live frames that arrive during the
         replay wait behind it: no gap and no duplicate at the handoff. A replay that fails

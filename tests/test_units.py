@@ -226,6 +226,36 @@ def test_a_rejoin_replays_recent_messages_from_memory_until_an_edit_makes_them_s
     assert reads_after_edit == 1  # 4 was cached, but the edit made the cache stale
 
 
+def test_a_message_arriving_while_a_join_is_set_up_is_replayed_once() -> None:
+    class BusyBroker(MemoryBroker):
+        """Message 5 arrives while the joiner's presence is being counted."""
+
+        hub: Hub | None = None
+
+        async def presence(self, key: str) -> dict[str, int]:
+            if self.hub is not None:
+                five = events.message_event(5, '{"kind":"user","t":"five"}')
+                self.hub.on_broker_message("t:1:room:1", five)
+                self.hub = None
+            return await super().presence(key)
+
+    async def main() -> list[tuple[int, str]]:
+        broker = BusyBroker()
+        hub = Hub(broker, History({}), recent_per_room=10)
+        await hub.start()
+        keeper, joiner = Recorder(1, "keeper"), Recorder(2, "joiner")
+        await hub.join(keeper, 1, 1, "general", None, lambda seq, online: "joined")
+        for seq, text in ((1, "one"), (2, "two"), (3, "three"), (4, "four")):
+            frame = f'{{"kind":"user","t":"{text}"}}'
+            await broker.publish("t:1:room:1", events.message_event(seq, frame))
+        broker.hub = hub
+        await hub.join(joiner, 1, 1, "general", 2, lambda seq, online: f"joined {seq}")
+        return joiner.got
+
+    got = asyncio.run(main())
+    assert [seq for seq, _ in got] == [0, 3, 4, 5] and got[0][1] == "joined 4"
+
+
 def test_after_a_restart_the_first_rejoin_reads_postgres_and_the_next_ones_memory() -> None:
     reads: list[tuple[int, int]] = []
 
