@@ -42,19 +42,19 @@ async def _transactions(db_url: str) -> int:
         await conn.close()
 
 
-IDLE_WINDOW_S = 3.0
+IDLE_WINDOW_S = 5.0
 SETTLED_PER_S = 10  # commits per second of a server whose only work is its background loops
 
 
-def _settle(dsn: str, limit_s: float = 30.0) -> None:
-    """Wait until the database sees no more than background commits."""
+def _settle(dsn: str, limit_s: float = 30.0, quiet_s: int = 3) -> None:
+    """Wait until the database sees no more than background commits for `quiet_s` seconds
+    in a row."""
     deadline = time.monotonic() + limit_s
-    last = asyncio.run(_transactions(dsn))
-    while time.monotonic() < deadline:
+    last, quiet = asyncio.run(_transactions(dsn)), 0
+    while time.monotonic() < deadline and quiet < quiet_s:
         time.sleep(1.0)
         now = asyncio.run(_transactions(dsn))
-        if now - last <= SETTLED_PER_S:
-            return
+        quiet = quiet + 1 if now - last <= SETTLED_PER_S else 0
         last = now
 
 
