@@ -22,7 +22,7 @@ async def replay(
     fan: RoomFanout, sub: Subscriber, loader: HistoryLoader, after: int, upto: int, page: int
 ) -> None:
     """(after, upto] to one joining subscriber, waiting for room in its queue."""
-    cached = fan.recent_between(after, upto) if after < upto else None
+    cached = fan.recent_between(after, upto)
     if cached is not None:  # a reconnect after a blip: no query
         for seq, text in cached:
             await sub.push_wait(seq, text)

@@ -75,29 +75,28 @@ def signals(ctx: Context) -> dict[str, Any]:
         tokens = room_tokens(ctx, s, "switchboard")
         stop, out = load.CTX.Event(), load.CTX.Queue()
         extra: list[Any] = []
-        before: list[float] = []  # the commit count and the time the signals started
+        window: dict[str, float] = {}  # where the signals' window starts, and the idle rate
 
         def start_signals() -> list[Any]:
             # The members are connected and joined. The server's background loops commit
             # on their own (a webhook poll twice a second): their rate is measured over an
             # idle window first, and subtracted from what the signals' window counts.
             _settle(ctx.db.dsn)  # the members' joins commit for a while after they connect
-            idle_from = asyncio.run(_transactions(ctx.db.dsn)), time.monotonic()
+            idle_count, idle_at = asyncio.run(_transactions(ctx.db.dsn)), time.monotonic()
             time.sleep(IDLE_WINDOW_S)
-            before.extend((asyncio.run(_transactions(ctx.db.dsn)), time.monotonic()))
-            idle.append((before[0] - idle_from[0]) / (before[1] - idle_from[1]))
+            window["count"], window["at"] = asyncio.run(_transactions(ctx.db.dsn)), time.monotonic()
+            window["idle_rate"] = (window["count"] - idle_count) / (window["at"] - idle_at)
             extra.append(load.start(load.signaller, s.port, "bench", tokens[0], rate, out, stop))
             return extra
 
-        idle: list[float] = []
         fan = run_fanout(s, "switchboard-signals", tokens, n, 1e-9, ctx, alongside=start_signals)
         stop.set()
         sent = _collect(out, 1)[0]["sent"]
         _finish(extra)
-        counted = int(asyncio.run(_transactions(ctx.db.dsn)) - before[0])
-        background = idle[0] * (time.monotonic() - before[1])
+        counted = int(asyncio.run(_transactions(ctx.db.dsn)) - window["count"])
+        background = window["idle_rate"] * (time.monotonic() - window["at"])
         fan["transactions"] = counted
-        fan["idle_rate"] = idle[0]
+        fan["idle_rate"] = window["idle_rate"]
         fan["excess"] = max(counted - background, 0.0)
         fan["signals_sent"] = sent
         return fan

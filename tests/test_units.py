@@ -116,10 +116,11 @@ def test_fanout_routes_signals_and_read_positions() -> None:
 
 
 class History:
-    """A HistoryLoader over a list: the room's stored messages."""
+    """A HistoryLoader over a list: the room's stored messages, and the ranges read."""
 
     def __init__(self, stored: dict[int, str]) -> None:
         self.stored = stored
+        self.reads: list[tuple[int, int]] = []
 
     async def last_seq(self, tenant_id: int, room_id: int) -> int:
         return max(self.stored, default=0)
@@ -127,6 +128,7 @@ class History:
     async def frames_between(
         self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
     ) -> Frames:
+        self.reads.append((after, upto))
         return [(s, t) for s, t in sorted(self.stored.items()) if after < s <= upto][:limit]
 
 
@@ -180,21 +182,12 @@ def test_a_join_whose_replay_fails_closes_1013_instead_of_going_live_with_a_gap(
 
 
 def test_a_rejoin_replays_recent_messages_from_memory_until_an_edit_makes_them_stale() -> None:
-    class CountingHistory(History):
-        reads = 0
-
-        async def frames_between(
-            self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
-        ) -> Frames:
-            self.reads += 1
-            return await super().frames_between(tenant_id, room_id, room_name, after, upto, limit)
-
     def message(seq: int, kind: str) -> str:
         return f'{{"type":"message","seq":{seq},"kind":"{kind}"}}'
 
     async def main() -> tuple[list[list[tuple[int, str]]], int]:
         broker = MemoryBroker()
-        history = CountingHistory({})
+        history = History({})
         hub = Hub(broker, history, recent_per_room=3)
         await hub.start()
         keeper = Recorder(1, "keeper")  # keeps the room live in this process
@@ -208,14 +201,14 @@ def test_a_rejoin_replays_recent_messages_from_memory_until_an_edit_makes_them_s
             sub = Recorder(2, f"s{since}")
             await hub.join(sub, 1, 1, "general", since, lambda seq, online: "joined")
             got.append(list(sub.got))
-        reads_before_edit = history.reads
+        reads_before_edit = len(history.reads)
         assert reads_before_edit == 1  # the join from 0
         history.stored[5] = message(5, "edit")
         await broker.publish("t:1:room:1", events.message_event(5, message(5, "edit")))
         late = Recorder(2, "late")
         await hub.join(late, 1, 1, "general", 3, lambda seq, online: "joined")
         got.append(late.got)
-        return got, history.reads - reads_before_edit
+        return got, len(history.reads) - reads_before_edit
 
     got, reads_after_edit = asyncio.run(main())
     stored = {seq: message(seq, "user") for seq in range(1, 5)}
@@ -257,17 +250,10 @@ def test_a_message_arriving_while_a_join_is_set_up_is_replayed_once() -> None:
 
 
 def test_after_a_restart_the_first_rejoin_reads_postgres_and_the_next_ones_memory() -> None:
-    reads: list[tuple[int, int]] = []
-
-    class CountingHistory(History):
-        async def frames_between(
-            self, tenant_id: int, room_id: int, room_name: str, after: int, upto: int, limit: int
-        ) -> Frames:
-            reads.append((after, upto))
-            return await super().frames_between(tenant_id, room_id, room_name, after, upto, limit)
+    history = History({1: "a", 2: "b", 3: "c"})
 
     async def main() -> list[list[tuple[int, str]]]:
-        hub = Hub(MemoryBroker(), CountingHistory({1: "a", 2: "b", 3: "c"}), recent_per_room=5)
+        hub = Hub(MemoryBroker(), history, recent_per_room=5)
         await hub.start()
         got = []
         for since in (1, 0, 2, 1):  # the room's messages were all stored before this start
@@ -283,7 +269,7 @@ def test_after_a_restart_the_first_rejoin_reads_postgres_and_the_next_ones_memor
         [0, 3],
         [0, 2, 3],
     ]
-    assert reads == [(1, 3), (0, 3)]  # the second extended the cache back to 1
+    assert history.reads == [(1, 3), (0, 3)]  # the second extended the cache back to 1
 
 
 def test_send_queue_is_bounded_and_ordered() -> None:
