@@ -1,4 +1,4 @@
-"""The one initial migration goes up and down cleanly on an empty database."""
+"""The migrations go up and down cleanly on an empty database, and what they enforce holds."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 import asyncpg
+import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
@@ -67,3 +68,46 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
         command.upgrade(config, "head")
     finally:
         asyncio.run(_sql(admin, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+
+
+def test_a_user_is_deleted_only_with_their_tenant(database_url: str) -> None:
+    """message.sender_id has no foreign key (its per-row check was a quarter of a batch's
+    time): deleting a user row on its own is refused, while deleting the tenant still takes
+    its users and every message with it."""
+
+    async def main() -> tuple[str, int]:
+        conn = await asyncpg.connect(_dsn(database_url))
+        try:
+            tenant = await conn.fetchval(
+                "INSERT INTO tenant (slug, name) VALUES ('gone', 'gone') RETURNING id"
+            )
+            user = await conn.fetchval(
+                "INSERT INTO app_user (tenant_id, username, password_hash) "
+                "VALUES ($1, 'ann', 'x') RETURNING id",
+                tenant,
+            )
+            room = await conn.fetchval(
+                "INSERT INTO room (tenant_id, name) VALUES ($1, 'r') RETURNING id", tenant
+            )
+            await conn.execute(
+                "INSERT INTO message (tenant_id, room_id, seq, sender_id, sender, body, "
+                "created_at) VALUES ($1, $2, 1, $3, 'ann', 'hi', now())",
+                tenant,
+                room,
+                user,
+            )
+            with pytest.raises(asyncpg.RestrictViolationError) as refused:
+                await conn.execute("DELETE FROM app_user WHERE id = $1", user)
+            await conn.execute("DELETE FROM tenant WHERE id = $1", tenant)
+            left = await conn.fetchval(
+                "SELECT (SELECT count(*) FROM app_user WHERE tenant_id = $1) "
+                "+ (SELECT count(*) FROM message WHERE tenant_id = $1)",
+                tenant,
+            )
+            return str(refused.value), left
+        finally:
+            await conn.close()
+
+    refused, left = asyncio.run(main())
+    assert "only with their tenant" in refused
+    assert left == 0
