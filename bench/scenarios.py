@@ -340,8 +340,9 @@ def ingest(ctx: Context) -> dict[str, Any]:
     ):
         out = with_server(server, work)
         values[name], resources[name] = out["value"], out["resources"]
-    ceiling = asyncio.run(_executemany_ceiling(ctx))
-    values["executemany-1000"] = ceiling
+    # the ceiling moves with this shared machine as much as the servers do: a median too
+    ceiling = median_of(ctx.p("runs"), lambda: {"value": asyncio.run(_executemany_ceiling(ctx))})
+    values["executemany-1000"] = ceiling["value"]
     return result(
         "ingest",
         "stored-and-acked messages/s",
