@@ -182,7 +182,8 @@ class Persister:
         started = time.perf_counter()
         results: Results | None = None
         failure: Exception | None = None
-        for attempt in range(CONFLICT_ATTEMPTS + 1):  # + 1: the batch before rolled back
+        conflicts = 0
+        while True:  # a batch is abandoned at most once: it retries with nothing before it
             try:
                 results = await self.writer.transaction(batch, await writer.store(), turn)
                 metrics.PERSIST_LATENCY.observe(time.perf_counter() - started)
@@ -193,7 +194,8 @@ class Persister:
                 # Another worker stored the same client_msg_id (or locked rooms in another
                 # order) at the same moment: the rollback undid our seq reservation, and the
                 # next attempt finds the stored row.
-                if attempt >= CONFLICT_ATTEMPTS - 1:
+                conflicts += 1
+                if conflicts == CONFLICT_ATTEMPTS:
                     log.exception("persister batch kept conflicting")
                     failure = Unavailable("could not store the message; retry")
                     break
