@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import secrets
 import statistics
 import time
 from collections.abc import Callable
@@ -356,11 +357,14 @@ async def _executemany_ceiling(ctx: Context) -> float:
     """Plain asyncpg executemany, 1000 rows a transaction, into the same message table."""
     conn = await asyncpg.connect(ctx.db.dsn)
     try:
-        tenant = await conn.fetchval(
-            "INSERT INTO tenant (slug, name) VALUES ('ceiling', 'ceiling') RETURNING id"
+        tenant = await conn.fetchval(  # one tenant for every run, a fresh room for each
+            "INSERT INTO tenant (slug, name) VALUES ('ceiling', 'ceiling') "
+            "ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name RETURNING id"
         )
         room = await conn.fetchval(
-            "INSERT INTO room (tenant_id, name) VALUES ($1, 'ceiling') RETURNING id", tenant
+            "INSERT INTO room (tenant_id, name) VALUES ($1, $2) RETURNING id",
+            tenant,
+            f"ceiling-{secrets.token_hex(4)}",
         )
         body, now, seq, rows = "x" * 100, datetime.now(UTC), 0, 0
         sql = (
