@@ -182,8 +182,7 @@ class Persister:
         started = time.perf_counter()
         results: Results | None = None
         failure: Exception | None = None
-        conflicts = 0
-        while True:  # a batch is abandoned at most once: it retries with nothing before it
+        for attempt in range(CONFLICT_ATTEMPTS + 1):  # + 1: the batch before rolled back
             try:
                 results = await self.writer.transaction(batch, await writer.store(), turn)
                 metrics.PERSIST_LATENCY.observe(time.perf_counter() - started)
@@ -194,8 +193,7 @@ class Persister:
                 # Another worker stored the same client_msg_id (or locked rooms in another
                 # order) at the same moment: the rollback undid our seq reservation, and the
                 # next attempt finds the stored row.
-                conflicts += 1
-                if conflicts == CONFLICT_ATTEMPTS:
+                if attempt >= CONFLICT_ATTEMPTS - 1:
                     log.exception("persister batch kept conflicting")
                     failure = Unavailable("could not store the message; retry")
                     break
