@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from api.broker import Broker, tenant_channel
-from api.pipeline import BatchAbandoned, Turn
 from api.protocol import server as frames
 from api.repository import MessageKind, MessageRow, MessageStore
 
@@ -62,12 +61,7 @@ class BatchWriter:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker  # for presence (message.unseen), read before the commit
 
-    async def transaction(
-        self, batch: list[Draft], store: MessageStore, turn: Turn | None = None
-    ) -> Results:
-        """Store the batch in one transaction. With a `turn` (the persister's overlapping
-        batches, see api.pipeline), announce when every lock is held and commit only after
-        the batch before did; BatchAbandoned if it rolled back."""
+    async def transaction(self, batch: list[Draft], store: MessageStore) -> Results:
         by_tenant: defaultdict[int, list[Draft]] = defaultdict(list)
         for draft in batch:
             by_tenant[draft.tenant_id].append(draft)
@@ -75,26 +69,17 @@ class BatchWriter:
         if not batch:
             return results
         now = datetime.now(UTC)
-        tenants = sorted(by_tenant.items())
         try:
             # tenants (then rooms) in id order: concurrent batches never deadlock
-            for i, (tenant_id, drafts) in enumerate(tenants):
+            for i, (tenant_id, drafts) in enumerate(sorted(by_tenant.items())):
                 # BEGIN travels with the first tenant's locks: one round trip fewer
                 await store.lock_rooms(tenant_id, [d.room_id for d in drafts], begin=i == 0)
-                if turn is not None and i == len(tenants) - 1:
-                    turn.hold_locks()
                 results.update(await self._store_tenant(store, tenant_id, drafts, now))
-            if turn is not None and not await turn.may_commit():
-                raise BatchAbandoned
             await store.commit()
         except BaseException:
             with contextlib.suppress(Exception):
                 await store.rollback()
-            if turn is not None:
-                turn.settle_commit(False)
             raise
-        if turn is not None:
-            turn.settle_commit(True)
         return results
 
     async def _store_tenant(

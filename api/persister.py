@@ -1,12 +1,8 @@
 """Batched, ordered writes of messages to Postgres (group commit).
 
-Whatever is queued while every writer is busy goes into the next transaction together,
+Whatever is queued while a commit is in flight goes into the next transaction together,
 so a busy server pays one commit for many messages (how a batch is written: api.batch).
 Only after the commit are the senders answered and the messages published.
-
-Two transactions are in flight by default: Postgres stores one batch while the event loop
-answers the one before and reads the next (with one, each waited for the other). They
-keep queue order between them: see api.pipeline.
 """
 
 from __future__ import annotations
@@ -20,11 +16,10 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import events, metrics
-from api.batch import BatchWriter, Draft, Results, Stored
+from api.batch import BatchWriter, Draft, Stored
 from api.broker import Broker, room_channel
 from api.db import Database
 from api.errors import BodyInvalid, Unavailable
-from api.pipeline import BatchAbandoned, Turn
 from api.repository import MessageKind, MessageStore
 
 log = logging.getLogger("switchboard.persister")
@@ -42,7 +37,6 @@ class Persister:
         batch_max: int = 500,
         batch_wait: float = 0.0,
         drain_seconds: float = 10.0,
-        writers: int = 2,
     ) -> None:
         self.db = db
         self.broker = broker
@@ -51,9 +45,8 @@ class Persister:
         self.drain_seconds = drain_seconds
         self._queue: asyncio.Queue[Draft | None] = asyncio.Queue()  # None: stop
         self._task: asyncio.Task[None] | None = None
-        # transactions in flight at once (api.pipeline keeps them in queue order)
-        self._writers = [_WriterConnection(db) for _ in range(max(1, writers))]
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._conn: AsyncConnection | None = None
+        self._store: MessageStore | None = None
         self.writer = BatchWriter(broker)
 
     def start(self) -> None:
@@ -68,13 +61,14 @@ class Persister:
             await asyncio.wait_for(asyncio.shield(self._task), self.drain_seconds)
         except TimeoutError:
             log.error("persister did not drain within %.0f s", self.drain_seconds)
-            for task in (self._task, *self._in_flight):
-                task.cancel()
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
-        for writer in self._writers:
-            await writer.close()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = self._store = None
 
     def enqueue(
         self,
@@ -139,86 +133,49 @@ class Persister:
         return batch, False
 
     async def _run(self) -> None:
-        free: asyncio.Queue[_WriterConnection] = asyncio.Queue()
-        for writer in self._writers:
-            free.put_nowait(writer)
-        before: Turn | None = None
-        try:
-            while True:
-                first = await self._queue.get()
-                if first is None:
-                    return
-                writer = await free.get()  # the batch gathers while every writer is busy
-                if self.batch_wait > 0 and self._queue.qsize() < self.batch_max:
-                    await asyncio.sleep(self.batch_wait)
-                batch, stopping = self._drain([first])
-                turn = Turn(before)
-                task = asyncio.create_task(self._write_in_turn(batch, writer, turn, free))
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
-                await turn.locked  # the next batch asks for its locks after these
-                before = turn
-                if stopping:
-                    return
-        finally:
-            if self._in_flight:
-                await asyncio.wait(set(self._in_flight))
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            if self.batch_wait > 0 and self._queue.qsize() < self.batch_max:
+                await asyncio.sleep(self.batch_wait)
+            batch, stopping = self._drain([first])
+            await self._write(batch)
+            if stopping:
+                return
 
-    async def _write_in_turn(
-        self,
-        batch: list[Draft],
-        writer: _WriterConnection,
-        turn: Turn,
-        free: asyncio.Queue[_WriterConnection],
-    ) -> None:
-        try:
-            await self._write(batch, writer, turn)
-        finally:
-            turn.finish()
-            free.put_nowait(writer)
-
-    async def _write(self, batch: list[Draft], writer: _WriterConnection, turn: Turn) -> None:
-        """Store the batch, then (after the batch before) answer its senders and publish."""
+    async def _write(self, batch: list[Draft]) -> None:
         started = time.perf_counter()
-        results: Results | None = None
-        failure: Exception | None = None
-        for attempt in range(CONFLICT_ATTEMPTS + 1):  # + 1: the batch before rolled back
+        results: dict[int, tuple[Stored, bool]] = {}
+        for attempt in range(CONFLICT_ATTEMPTS):
             try:
-                results = await self.writer.transaction(batch, await writer.store(), turn)
-                metrics.PERSIST_LATENCY.observe(time.perf_counter() - started)
+                results = await self.writer.transaction(batch, await self._writer())
                 break
-            except BatchAbandoned:
-                pass
             except (asyncpg.IntegrityConstraintViolationError, asyncpg.DeadlockDetectedError):
                 # Another worker stored the same client_msg_id (or locked rooms in another
                 # order) at the same moment: the rollback undid our seq reservation, and the
                 # next attempt finds the stored row.
-                if attempt >= CONFLICT_ATTEMPTS - 1:
+                if attempt == CONFLICT_ATTEMPTS - 1:
                     log.exception("persister batch kept conflicting")
-                    failure = Unavailable("could not store the message; retry")
-                    break
+                    self._fail(batch, Unavailable("could not store the message; retry"))
+                    return
             except asyncpg.DataError as exc:
                 # One row the database refuses must not fail everyone else's: store the
                 # halves apart until the bad row is alone, and refuse only that one.
                 if len(batch) == 1:
                     log.warning("the database refused a message: %s", exc)
-                    failure = BodyInvalid("the database cannot store this message")
-                    break
-                await turn.wait_for_before()
+                    self._fail(batch, BodyInvalid("the database cannot store this message"))
+                    return
                 middle = len(batch) // 2
-                for half in (batch[:middle], batch[middle:]):
-                    await self._write(half, writer, Turn())
+                await self._write(batch[:middle])
+                await self._write(batch[middle:])
                 return
             except Exception as exc:
                 log.warning("persister batch of %d failed: %s", len(batch), exc)
-                await writer.drop()
-                failure = Unavailable("the database is unavailable; retry")
-                break
-            await turn.wait_for_before()  # rolled back: try again once the batch before is done
-        await turn.wait_for_before()
-        if results is None:
-            self._fail(batch, failure or Unavailable("could not store the message; retry"))
-            return
+                await self._drop_writer()
+                self._fail(batch, Unavailable("the database is unavailable; retry"))
+                return
+        metrics.PERSIST_LATENCY.observe(time.perf_counter() - started)
         metrics.PERSIST_BATCH.observe(len(batch))
         created = []
         for draft in batch:
@@ -252,32 +209,18 @@ class Persister:
             if draft.future is not None and not draft.future.done():
                 draft.future.set_exception(exc)
 
-
-class _WriterConnection:
-    """One pooled connection kept for writing; replaced after any failure."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._conn: AsyncConnection | None = None
-        self._store: MessageStore | None = None
-
-    async def store(self) -> MessageStore:
+    async def _writer(self) -> MessageStore:
+        """One pooled connection kept for writing; replaced after any failure."""
         if self._store is None:
             self._conn = await self.db.engine.connect()
             raw = await self._conn.get_raw_connection()
             self._store = MessageStore(raw.driver_connection)
         return self._store
 
-    async def drop(self) -> None:
+    async def _drop_writer(self) -> None:
         conn, self._conn, self._store = self._conn, None, None
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.invalidate()
-            with contextlib.suppress(Exception):
-                await conn.close()
-
-    async def close(self) -> None:
-        conn, self._conn, self._store = self._conn, None, None
-        if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()

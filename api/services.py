@@ -79,7 +79,6 @@ class Services:
             batch_max=settings.persister.batch_max,
             batch_wait=settings.persister.batch_wait_ms / 1000,
             drain_seconds=settings.persister.drain_seconds,
-            writers=settings.persister.writers,
         )
         rooms = RoomService(db, broker, persister, settings)
         webhooks = WebhookService(db, settings.webhooks)

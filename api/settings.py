@@ -211,11 +211,7 @@ class RetentionSettings(BaseModel):
 class PersisterSettings(BaseModel):
     batch_max: int = _d(500, "messages per group commit at most")
     batch_wait_ms: float = _d(
-        0,
-        "wait this long for more messages before a commit (they gather while writers are busy)",
-    )
-    writers: int = _d(
-        2, "transactions in flight at once, each on its own connection (kept in order)", ge=1
+        0, "wait this long for more messages before a commit (they gather while one is written)"
     )
     drain_seconds: float = _d(
         10.0, "on shutdown, time to store what is queued (after connections closed)"
