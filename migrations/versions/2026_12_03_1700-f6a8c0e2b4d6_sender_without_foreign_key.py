@@ -2,9 +2,9 @@
 tenant.
 
 Each inserted message's check of `fk_message_tenant_id_sender_id_app_user` locked the sender's
-user row FOR KEY SHARE: a WAL record per message, and a MultiXact once two writers hold the
-same user. On the persister's hot path that was a quarter of the time of a batch's one
-statement. The foreign key protected against two things, both now held another way:
+user row FOR KEY SHARE: a WAL record per message, and a MultiXact once two transactions (two
+workers) hold the same user. On the persister's hot path it took 2.8 ms of a 9.4 ms statement
+for 190 rows. The foreign key protected against two things, both now held another way:
 - a sender id that is no user: sender ids come only from an authenticated principal, and
 - a user deleted while their messages point at them (it set sender_id to NULL): a user row
   can no longer be deleted on its own; the tenant's deletion removes the user together with
