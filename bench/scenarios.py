@@ -323,7 +323,7 @@ def _ingest_run(
 def ingest(ctx: Context) -> dict[str, Any]:
     senders, rooms = ctx.p("senders"), ctx.p("rooms")
     room_names = [f"r{i}" for i in range(rooms)]
-    values, resources = {}, {}
+    values, resources, detail = {}, {}, {}
 
     def ours(s: Server) -> dict[str, Any]:
         tokens = switchboard_tokens(ctx, s, senders)
@@ -341,15 +341,18 @@ def ingest(ctx: Context) -> dict[str, Any]:
     ):
         out = with_server(server, work)
         values[name], resources[name] = out["value"], out["resources"]
+        detail[name] = {"runs": out["runs"]}
     # the ceiling moves with this shared machine as much as the servers do: a median too
     ceiling = median_of(ctx.p("runs"), lambda: {"value": asyncio.run(_executemany_ceiling(ctx))})
     values["executemany-1000"] = ceiling["value"]
+    detail["executemany-1000"] = {"runs": ceiling["runs"]}
     return result(
         "ingest",
         "stored-and-acked messages/s",
         values,
         {"senders": senders, "rooms": rooms, "body_bytes": 100, "duration_s": ctx.p("duration")},
         resources,
+        detail=detail,
     )
 
 
