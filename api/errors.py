@@ -76,6 +76,12 @@ class Forbidden(APIError):
     status, code, detail = 403, "forbidden", "not allowed"
 
 
+class PrivateRoom(Forbidden):
+    """A private room the caller is not admitted to (api.rooms decides who is)."""
+
+    detail = "this room is private"
+
+
 class CsrfRejected(APIError):
     status, code, detail = 403, "csrf", "cookie-authenticated request from a disallowed origin"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from api.batch import Draft
 from api.db import Database
-from api.errors import APIError, Forbidden, RoomNotFound, ValidationFailed
+from api.errors import APIError, PrivateRoom, RoomNotFound, ValidationFailed
 from api.persister import Persister
 from api.principal import Principal
 from api.repository import MessageKind, RoomRow
@@ -66,7 +66,7 @@ class PublishService:
                 if room is None:
                     found[name] = RoomNotFound(f"room {name!r} not found")
                 elif room.private and not await self.rooms.may_post(tx, p, room):
-                    found[name] = Forbidden("this room is private")
+                    found[name] = PrivateRoom()
                 else:
                     found[name] = room
         return found

@@ -10,7 +10,15 @@ from api import events
 from api.batch import Stored
 from api.broker import Broker, room_channel, tenant_channel
 from api.db import Database
-from api.errors import BodyInvalid, Conflict, Forbidden, RateLimited, RoomNotFound, UserNotFound
+from api.errors import (
+    BodyInvalid,
+    Conflict,
+    Forbidden,
+    PrivateRoom,
+    RateLimited,
+    RoomNotFound,
+    UserNotFound,
+)
 from api.fanout import Frames
 from api.persister import Persister
 from api.principal import Principal
@@ -96,7 +104,7 @@ class RoomService:
         if room is None:
             raise RoomNotFound()
         if room.private and not await self.may_post(tx, p, room):
-            raise Forbidden("this room is private")
+            raise PrivateRoom()
         return room
 
     @staticmethod
@@ -117,7 +125,7 @@ class RoomService:
             if view is not None:
                 room = view.room
                 if room.private and not (view.is_member or _admitted_without_membership(p, room)):
-                    raise Forbidden("this room is private")
+                    raise PrivateRoom()
                 return room, view.read
         async with self.db.tx(p.tenant_id) as tx:
             room = await self._get(tx, p, name, create_missing=self.settings.rooms.auto_create)
