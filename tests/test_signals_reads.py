@@ -55,6 +55,22 @@ def nothing_else_queued(ws: Any) -> None:
         assert frame["type"] == "presence", frame
 
 
+def test_a_signal_that_the_fast_encoder_refuses_is_still_delivered_whole(
+    server: LiveServer, factory: Factory
+) -> None:
+    """Frames are encoded with orjson, which refuses an integer beyond 64 bits and a lone
+    surrogate: the json fallback writes them, so such a signal still arrives, unchanged."""
+    alice = factory.account()
+    bob = factory.account(alice.tenant)
+    factory.room(alice)
+    data = {"big": 2**70, "text": "naïve ☃", "nested": [1.5, None, True]}
+    with joined(server, alice) as a, joined(server, bob) as b:
+        send(a, type="signal", room="general", data=data)
+        assert recv_type(b, "signal")["data"] == data
+        send(a, type="signal", room="general", data={"small": 1, "text": "naïve ☃"})
+        assert recv_type(b, "signal")["data"] == {"small": 1, "text": "naïve ☃"}
+
+
 def test_signals_reach_the_others_and_are_never_stored(
     server: LiveServer, factory: Factory
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -75,7 +74,7 @@ def _seq_of(last_event_id: str) -> int:
 
 
 def _event(seq: int, frame: str) -> str:
-    data = json.dumps(frames.message_of_frame(frame), separators=(",", ":"), ensure_ascii=False)
+    data = frames.encode(frames.message_of_frame(frame))
     return f"id: {seq}\nevent: message\ndata: {data}\n\n"
 
 
