@@ -1,11 +1,11 @@
 """One batch of messages, written in one transaction: the persister's queue and
 `POST /publish` both come here.
 
-A batch costs a few round trips however many rooms it touches (see
-repository.MessageStore): per tenant, lock the rooms in id order, look up retried
-client_msg_ids, advance every room's last_seq and insert every row (with the senders' read
-positions and the `message.created` outbox rows) in one statement, add `message.unseen` rows
-for private rooms; then commit.
+A batch costs one round trip however many tenants and rooms it touches (see
+repository.MessageStore): the database locks the rooms in id order, finds retried
+client_msg_ids, advances every room's last_seq and inserts every row (with the senders'
+read positions and the `message.created` outbox rows), and commits. A batch with messages
+in private rooms also adds their `message.unseen` rows, before its commit.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from api.broker import Broker, tenant_channel
 from api.protocol import server as frames
-from api.repository import MessageKind, MessageRow, MessageStore
+from api.repository import Appended, MessageKind, MessageRow, MessageStore
 
 log = logging.getLogger("switchboard.persister")
 
@@ -62,68 +62,41 @@ class BatchWriter:
         self.broker = broker  # for presence (message.unseen), read before the commit
 
     async def transaction(self, batch: list[Draft], store: MessageStore) -> Results:
-        by_tenant: defaultdict[int, list[Draft]] = defaultdict(list)
-        for draft in batch:
-            by_tenant[draft.tenant_id].append(draft)
-        results: dict[int, tuple[Stored, bool]] = {}
+        """One call stores the batch and is its own transaction, unless a message is in a
+        private room: its `message.unseen` rows are added before the commit, in a
+        transaction opened around the call."""
+        results: Results = {}
         if not batch:
             return results
+        unique, repeats = _without_repeats(batch)
         now = datetime.now(UTC)
-        try:
-            # tenants (then rooms) in id order: concurrent batches never deadlock
-            for i, (tenant_id, drafts) in enumerate(sorted(by_tenant.items())):
-                # BEGIN travels with the first tenant's locks: one round trip fewer
-                await store.lock_rooms(tenant_id, [d.room_id for d in drafts], begin=i == 0)
-                results.update(await self._store_tenant(store, tenant_id, drafts, now))
-            await store.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await store.rollback()
-            raise
-        return results
-
-    async def _store_tenant(
-        self, store: MessageStore, tenant_id: int, drafts: list[Draft], now: datetime
-    ) -> dict[int, tuple[Stored, bool]]:
-        results: dict[int, tuple[Stored, bool]] = {}
-        keys = [k for d in drafts if (k := d.idempotency_key) is not None]
-        existing = await store.existing(tenant_id, keys) if keys else {}
-        fresh: list[Draft] = []
-        first_with_key: dict[tuple[int, str], Draft] = {}
-        repeats: list[tuple[Draft, Draft]] = []
-        for draft in drafts:
-            key = draft.idempotency_key
-            if key is not None and key in existing:
-                found = existing[key]
-                results[id(draft)] = (
-                    Stored(tenant_id, found.room_id, found.message, frames.message(found.message)),
-                    False,
-                )
-            elif key is not None and key in first_with_key:
-                repeats.append((draft, first_with_key[key]))
-            else:
-                fresh.append(draft)
-                if key is not None:
-                    first_with_key[key] = draft
-        if fresh:
-            base = await store.append(tenant_id, fresh, now)
-            next_seq = {room_id: seq + 1 for room_id, seq in base.items()}
-            for draft in fresh:
-                seq = next_seq[draft.room_id]
-                next_seq[draft.room_id] = seq + 1
-                message = MessageRow(
-                    draft.room, seq, draft.sender, draft.body, now, draft.kind, draft.client_msg_id
-                )
-                results[id(draft)] = (
-                    Stored(tenant_id, draft.room_id, message, frames.message(message)),
-                    True,
-                )
+        if not any(d.private for d in unique):
+            appended = await store.append(unique, now)
+        else:
+            await store.begin()
+            try:
+                appended = await store.append(unique, now)
+                await self._outbox_unseen(store, unique, appended)
+                await store.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await store.rollback()
+                raise
+        for draft, a in zip(unique, appended, strict=True):
+            results[id(draft)] = _stored(draft, a, now)
         for draft, original in repeats:
             results[id(draft)] = (results[id(original)][0], False)
-        private = [(d.room_id, results[id(d)][0].message.seq) for d in fresh if d.private]
-        if private and await store.wants_unseen(tenant_id):
-            await store.outbox_unseen(tenant_id, private, await self._online(tenant_id))
         return results
+
+    async def _outbox_unseen(
+        self, store: MessageStore, drafts: list[Draft], appended: list[Appended]
+    ) -> None:
+        by_tenant: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
+        for draft, a in zip(drafts, appended, strict=True):
+            if draft.private and a.original is None and a.wants_unseen:
+                by_tenant[draft.tenant_id].append((draft.room_id, a.seq))
+        for tenant_id, stored in sorted(by_tenant.items()):
+            await store.outbox_unseen(tenant_id, stored, await self._online(tenant_id))
 
     async def _online(self, tenant_id: int) -> list[str]:
         """Who has a socket open in the tenant, on any worker. Unknown (the broker is away):
@@ -133,3 +106,31 @@ class BatchWriter:
         except Exception as exc:
             log.warning("presence unavailable for message.unseen: %s", exc)
             return []
+
+
+def _without_repeats(batch: list[Draft]) -> tuple[list[Draft], list[tuple[Draft, Draft]]]:
+    """The batch without a later draft of the same (sender, client_msg_id): each of those
+    is paired with the first, whose result it shares."""
+    unique: list[Draft] = []
+    repeats: list[tuple[Draft, Draft]] = []
+    first_with_key: dict[tuple[int, str], Draft] = {}
+    for draft in batch:
+        key = draft.idempotency_key
+        if key is None:
+            unique.append(draft)
+        elif (first := first_with_key.get(key)) is not None:
+            repeats.append((draft, first))
+        else:
+            first_with_key[key] = draft
+            unique.append(draft)
+    return unique, repeats
+
+
+def _stored(draft: Draft, a: Appended, now: datetime) -> tuple[Stored, bool]:
+    """(what to answer and publish, created): a retry answers with the original."""
+    if a.original is not None:
+        return Stored(draft.tenant_id, a.room_id, a.original, frames.message(a.original)), False
+    message = MessageRow(
+        draft.room, a.seq, draft.sender, draft.body, now, draft.kind, draft.client_msg_id
+    )
+    return Stored(draft.tenant_id, draft.room_id, message, frames.message(message)), True

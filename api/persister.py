@@ -19,13 +19,21 @@ from api import events, metrics
 from api.batch import BatchWriter, Draft, Stored
 from api.broker import Broker, room_channel
 from api.db import Database
-from api.errors import BodyInvalid, Unavailable
+from api.errors import APIError, BodyInvalid, RoomNotFound, Unavailable
 from api.repository import MessageKind, MessageStore
 
 log = logging.getLogger("switchboard.persister")
 # A batch that conflicts with another worker's (same client_msg_id, or rooms locked in
 # another order) is retried: the retry finds the stored row. Past this, it is `unavailable`.
 CONFLICT_ATTEMPTS = 3
+
+
+def _refusal(exc: Exception, what: str = "this message") -> APIError:
+    """A message the database refuses: its room is gone (deleted since it was sent), or a
+    value it cannot store."""
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return RoomNotFound()
+    return BodyInvalid(f"the database cannot store {what}")
 
 
 class Persister:
@@ -113,11 +121,11 @@ class Persister:
                 try:
                     results = await self.writer.transaction(drafts, store)
                     break
+                except (asyncpg.DataError, asyncpg.ForeignKeyViolationError) as exc:
+                    raise _refusal(exc, "one of these messages") from exc
                 except (asyncpg.IntegrityConstraintViolationError, asyncpg.DeadlockDetectedError):
                     if attempt == CONFLICT_ATTEMPTS - 1:
                         raise Unavailable("could not store the batch; retry") from None
-                except asyncpg.DataError as exc:
-                    raise BodyInvalid("the database cannot store one of these messages") from exc
         ordered = [results[id(d)] for d in drafts]
         metrics.MESSAGES_IN.inc(sum(created for _, created in ordered))
         await self._publish([stored for stored, created in ordered if created])
@@ -151,6 +159,17 @@ class Persister:
             try:
                 results = await self.writer.transaction(batch, await self._writer())
                 break
+            except (asyncpg.DataError, asyncpg.ForeignKeyViolationError) as exc:
+                # One row the database refuses must not fail everyone else's: store the
+                # halves apart until the bad row is alone, and refuse only that one.
+                if len(batch) == 1:
+                    log.warning("the database refused a message: %s", exc)
+                    self._fail(batch, _refusal(exc))
+                    return
+                middle = len(batch) // 2
+                await self._write(batch[:middle])
+                await self._write(batch[middle:])
+                return
             except (asyncpg.IntegrityConstraintViolationError, asyncpg.DeadlockDetectedError):
                 # Another worker stored the same client_msg_id (or locked rooms in another
                 # order) at the same moment: the rollback undid our seq reservation, and the
@@ -159,17 +178,6 @@ class Persister:
                     log.exception("persister batch kept conflicting")
                     self._fail(batch, Unavailable("could not store the message; retry"))
                     return
-            except asyncpg.DataError as exc:
-                # One row the database refuses must not fail everyone else's: store the
-                # halves apart until the bad row is alone, and refuse only that one.
-                if len(batch) == 1:
-                    log.warning("the database refused a message: %s", exc)
-                    self._fail(batch, BodyInvalid("the database cannot store this message"))
-                    return
-                middle = len(batch) // 2
-                await self._write(batch[:middle])
-                await self._write(batch[middle:])
-                return
             except Exception as exc:
                 log.warning("persister batch of %d failed: %s", len(batch), exc)
                 await self._drop_writer()

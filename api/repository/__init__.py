@@ -16,7 +16,7 @@ from api.repository.api_keys import ApiKeyRepo
 from api.repository.base import STAMP_TENANT
 from api.repository.broadcasts import BroadcastRepo
 from api.repository.idempotency import IdempotencyRepo
-from api.repository.message_store import MessageStore
+from api.repository.message_store import Appended, MessageStore
 from api.repository.messages import MessageRepo
 from api.repository.reads import ReadRepo
 from api.repository.retention import RetentionRepo
@@ -116,6 +116,7 @@ class Tx:
 
 
 __all__ = [
+    "Appended",
     "BroadcastPage",
     "BroadcastRow",
     "ClaimState",

@@ -1,8 +1,9 @@
 """The persister's hot path, on the raw asyncpg connection.
 
-A batch costs one script (BEGIN, tenant stamp, row locks in id order), one statement per
-tenant that advances each room's last_seq, inserts every row and moves the senders' read
-positions, and COMMIT, however many rooms it touches.
+A batch of any tenants and rooms is one call of the database function `switchboard_append`
+(migration a7c9e1f3b5d7): one round trip, its own transaction. Only a batch with messages
+in private rooms, whose `message.unseen` rows need the broker's presence, opens a
+transaction around it.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from api.repository.base import stamp_tenant_script
-from api.repository.rows import READABLE_KINDS, MessageRow, message_row
+from api.repository.rows import MessageRow, message_row
 
 
 def _message_json(m: str, ts: str) -> str:
     """The contract's message object, built in SQL for the webhook outbox (the same fields
-    as api.protocol.server.message_dict) from alias `m` and the timestamp expression `ts`."""
+    as api.protocol.server.message_dict, and as `message.created` in switchboard_append)
+    from alias `m` and the timestamp expression `ts`."""
     return (
         "jsonb_strip_nulls(jsonb_build_object("
         f"'room', r.name, 'seq', {m}.seq, 'sender', {m}.sender, 'body', {m}.body, "
@@ -27,53 +29,10 @@ def _message_json(m: str, ts: str) -> str:
     )
 
 
-_APPEND = f"""
-WITH msgs AS (
-    SELECT * FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                         $7::text[]) WITH ORDINALITY
-        AS m(room_id, sender_id, sender, body, kind, client_msg_id, ord)
-), counts AS (
-    SELECT room_id, count(*) AS k FROM msgs GROUP BY room_id
-), bumped AS (
-    UPDATE room SET last_seq = room.last_seq + counts.k FROM counts
-    WHERE room.tenant_id = $1 AND room.id = counts.room_id
-    RETURNING room.id, room.last_seq - counts.k AS base
-), inserted AS (
-    INSERT INTO message (tenant_id, room_id, seq, sender_id, sender, body, kind,
-                         client_msg_id, created_at)
-    SELECT $1, m.room_id,
-           b.base + row_number() OVER (PARTITION BY m.room_id ORDER BY m.ord),
-           m.sender_id, m.sender, m.body, m.kind, m.client_msg_id, $8
-    FROM msgs m JOIN bumped b ON b.id = m.room_id
-    RETURNING room_id, sender_id, seq, sender, body, kind, client_msg_id
-), sender_read AS (
-    -- sending moves the sender's read position to its message (it only moves forward)
-    INSERT INTO read_position (tenant_id, room_id, user_id, last_read)
-    SELECT $1, room_id, sender_id, max(seq) FROM inserted WHERE sender_id IS NOT NULL
-    GROUP BY room_id, sender_id
-    ON CONFLICT (tenant_id, room_id, user_id) DO UPDATE
-    SET last_read = GREATEST(read_position.last_read, EXCLUDED.last_read), updated_at = now()
-), created_events AS (
-    -- the webhook outbox, in the same transaction: nothing unless an endpoint wants it
-    INSERT INTO webhook_delivery (event_id, endpoint_id, tenant_id, type, data, created_at)
-    SELECT 'evt_m' || i.room_id || '_' || i.seq, e.id, $1, 'message.created',
-           {_message_json("i", "$8")}, $8
-    FROM inserted i
-    JOIN room r ON r.tenant_id = $1 AND r.id = i.room_id
-    JOIN webhook_endpoint e ON e.tenant_id = $1 AND 'message.created' = ANY(e.events)
-    WHERE i.kind IN {READABLE_KINDS!r}
-      -- asked once, first: a tenant without such an endpoint skips the join entirely
-      AND EXISTS (SELECT 1 FROM webhook_endpoint w
-                  WHERE w.tenant_id = $1 AND 'message.created' = ANY(w.events))
-)
-SELECT id, base FROM bumped
-"""
+# One call stores a batch (the function's migration says how, and why one round trip).
+_APPEND = "SELECT * FROM switchboard_append($1, $2, $3, $4, $5, $6, $7, $8)"
 
 # message.unseen: a member of a private room with no open socket anywhere when it committed.
-_WANTS_UNSEEN = """
-SELECT EXISTS (SELECT 1 FROM webhook_endpoint
-               WHERE tenant_id = $1 AND 'message.unseen' = ANY(events))
-"""
 _UNSEEN = f"""
 INSERT INTO webhook_delivery (event_id, endpoint_id, tenant_id, type, data, created_at)
 SELECT 'evt_u' || m.room_id || '_' || m.seq || '_' || u.id, e.id, $1, 'message.unseen',
@@ -89,18 +48,12 @@ WHERE u.id IS DISTINCT FROM m.sender_id AND NOT (u.username = ANY($4::text[]))
 ON CONFLICT DO NOTHING
 """
 
-_EXISTING = """
-SELECT m.sender_id, m.client_msg_id, m.room_id, m.seq, m.sender, m.body, m.kind,
-       m.created_at, m.target, m.edited_at, m.deleted_at, r.name AS room_name
-FROM message m JOIN room r ON r.tenant_id = m.tenant_id AND r.id = m.room_id
-WHERE m.tenant_id = $1 AND (m.sender_id, m.client_msg_id) IN
-      (SELECT * FROM unnest($2::bigint[], $3::text[]))
-"""
-
 
 class NewMessage(Protocol):
     """A message to append (the persister's drafts)."""
 
+    @property
+    def tenant_id(self) -> int: ...
     @property
     def room_id(self) -> int: ...
     @property
@@ -116,68 +69,55 @@ class NewMessage(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class ExistingMessage:
+class Appended:
+    """What became of one message of a batch: stored now with `seq` (`original` None), or
+    a retry of a (sender, client_msg_id) already stored, which is `original` (in room
+    `room_id`)."""
+
+    seq: int
     room_id: int
-    message: MessageRow
-
-
-IdempotencyKey = tuple[int, str]  # (sender id, client_msg_id)
+    original: MessageRow | None
+    wants_unseen: bool  # the tenant has a `message.unseen` endpoint
 
 
 class MessageStore:
     def __init__(self, conn: Any) -> None:
         self.conn = conn  # asyncpg.Connection
 
-    async def lock_rooms(self, tenant_id: int, room_ids: Sequence[int], begin: bool) -> None:
-        """Stamp the tenant and lock its rooms in id order (so writers never deadlock),
-        after opening the transaction when `begin`. Only integers are inlined: one
-        simple-protocol round trip."""
-        ids = ",".join(str(int(r)) for r in sorted(set(room_ids)))
-        tid = int(tenant_id)
-        await self.conn.execute(
-            stamp_tenant_script(tid, begin=begin) + "; "
-            f"SELECT id FROM room WHERE tenant_id = {tid} AND id IN ({ids}) "
-            "ORDER BY id FOR UPDATE"
-        )
-
-    async def existing(
-        self, tenant_id: int, keys: Sequence[IdempotencyKey]
-    ) -> dict[IdempotencyKey, ExistingMessage]:
-        """Messages already stored under these (sender, client_msg_id) keys."""
+    async def append(self, messages: Sequence[NewMessage], ts: datetime) -> list[Appended]:
+        """Store the batch (any tenants) with the next seqs of each room, in this order;
+        one `Appended` per message, in order. Outside a transaction, the call is its own
+        and is committed when it returns. A message whose room is not its tenant's fails
+        them all (asyncpg.ForeignKeyViolationError)."""
         rows = await self.conn.fetch(
-            _EXISTING, tenant_id, [k[0] for k in keys], [k[1] for k in keys]
-        )
-        return {
-            (r["sender_id"], r["client_msg_id"]): ExistingMessage(
-                r["room_id"], message_row(r["room_name"], r)
-            )
-            for r in rows
-        }
-
-    async def append(
-        self, tenant_id: int, messages: Sequence[NewMessage], ts: datetime
-    ) -> dict[int, int]:
-        """Append in this order; returns each room's seq before this batch (the batch takes
-        the next ones, in order)."""
-        columns = (
+            _APPEND,
+            [m.tenant_id for m in messages],
             [m.room_id for m in messages],
             [m.sender_id for m in messages],
             [m.sender for m in messages],
             [m.body for m in messages],
             [m.kind for m in messages],
             [m.client_msg_id for m in messages],
+            ts,
         )
-        result = await self.conn.fetch(_APPEND, tenant_id, *columns, ts)
-        return {r["id"]: r["base"] for r in result}
+        appended: list[Appended | None] = [None] * len(messages)
+        for r in rows:
+            original = None if r["created"] else message_row(r["room_name"], r)
+            appended[r["ord"] - 1] = Appended(r["seq"], r["room_id"], original, r["wants_unseen"])
+        if None in appended:  # the function answers every message or raises
+            raise RuntimeError("switchboard_append left a message unanswered")
+        return cast(list[Appended], appended)
 
-    async def wants_unseen(self, tenant_id: int) -> bool:
-        return bool(await self.conn.fetchval(_WANTS_UNSEEN, tenant_id))
+    async def begin(self) -> None:
+        await self.conn.execute("BEGIN")
 
     async def outbox_unseen(
         self, tenant_id: int, stored: Sequence[tuple[int, int]], online: Sequence[str]
     ) -> None:
         """`message.unseen` for each (room id, seq) just stored in a private room, for each
-        member other than the sender who is not among `online` usernames."""
+        member other than the sender who is not among `online` usernames (in the
+        transaction `begin` opened)."""
+        await self.conn.execute(stamp_tenant_script(tenant_id, begin=False))
         await self.conn.execute(
             _UNSEEN, tenant_id, [r for r, _ in stored], [s for _, s in stored], list(online)
         )

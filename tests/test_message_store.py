@@ -1,0 +1,132 @@
+"""The persister's one call, switchboard_append, against real PostgreSQL: seqs in batch order
+per room across tenants, retries answered with the original, and a room of another tenant
+refused with nothing stored."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from api.repository import MessageStore
+
+
+@dataclass
+class New:
+    tenant_id: int
+    room_id: int
+    sender_id: int | None
+    sender: str
+    body: str
+    kind: str = "user"
+    client_msg_id: str | None = None
+
+
+async def _tenant_with_room(conn: Any) -> tuple[int, int, int]:
+    """(tenant id, room id, user id) of a fresh tenant."""
+    slug = f"store-{secrets.token_hex(4)}"
+    tenant = await conn.fetchval(
+        "INSERT INTO tenant (slug, name) VALUES ($1, $1) RETURNING id", slug
+    )
+    user = await conn.fetchval(
+        "INSERT INTO app_user (tenant_id, username, password_hash) "
+        "VALUES ($1, 'ann', 'x') RETURNING id",
+        tenant,
+    )
+    room = await conn.fetchval(
+        "INSERT INTO room (tenant_id, name) VALUES ($1, 'r') RETURNING id", tenant
+    )
+    return tenant, room, user
+
+
+def _run(database_url: str, work: Any) -> Any:
+    async def main() -> Any:
+        dsn = make_url(database_url).set(drivername="postgresql")
+        conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+def test_a_batch_of_two_tenants_takes_each_rooms_next_seqs_in_order(database_url: str) -> None:
+    async def work(conn: Any) -> None:
+        t1, r1, u1 = await _tenant_with_room(conn)
+        t2, r2, u2 = await _tenant_with_room(conn)
+        batch = [
+            New(t2, r2, u2, "ann", "b1"),
+            New(t1, r1, u1, "ann", "a1"),
+            New(t2, r2, u2, "ann", "b2"),
+            New(t1, r1, u1, "ann", "a2", client_msg_id="k"),
+        ]
+        got = await MessageStore(conn).append(batch, datetime.now(UTC))
+        assert [(a.seq, a.original) for a in got] == [(1, None), (1, None), (2, None), (2, None)]
+        assert await conn.fetchval("SELECT last_seq FROM room WHERE id = $1", r2) == 2
+        stored = await conn.fetch(
+            "SELECT body, seq FROM message WHERE room_id = ANY($1) ORDER BY room_id, seq",
+            [r1, r2],
+        )
+        assert [(s["body"], s["seq"]) for s in stored] == [
+            ("a1", 1),
+            ("a2", 2),
+            ("b1", 1),
+            ("b2", 2),
+        ]
+        read = await conn.fetchval(
+            "SELECT last_read FROM read_position WHERE room_id = $1 AND user_id = $2", r1, u1
+        )
+        assert read == 2  # sending moved the sender's read position
+
+    _run(database_url, work)
+
+
+def test_a_retried_key_is_answered_with_the_original_and_stored_once(database_url: str) -> None:
+    async def work(conn: Any) -> None:
+        tenant, room, user = await _tenant_with_room(conn)
+        store = MessageStore(conn)
+        await store.append([New(tenant, room, user, "ann", "first", client_msg_id="k1")], _now())
+        again = await store.append(
+            [
+                New(tenant, room, user, "ann", "changed", client_msg_id="k1"),
+                New(tenant, room, user, "ann", "second", client_msg_id="k2"),
+            ],
+            _now(),
+        )
+        original = again[0].original
+        assert original is not None and (original.seq, original.body) == (1, "first")
+        assert (again[1].seq, again[1].original) == (2, None)
+        assert await conn.fetchval("SELECT count(*) FROM message WHERE room_id = $1", room) == 2
+        assert await conn.fetchval("SELECT last_seq FROM room WHERE id = $1", room) == 2
+
+    _run(database_url, work)
+
+
+def test_a_room_of_another_tenant_is_refused_and_nothing_is_stored(database_url: str) -> None:
+    async def work(conn: Any) -> None:
+        t1, r1, u1 = await _tenant_with_room(conn)
+        _, r2, _ = await _tenant_with_room(conn)
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await MessageStore(conn).append(
+                [New(t1, r1, u1, "ann", "fine"), New(t1, r2, u1, "ann", "not t1's room")],
+                _now(),
+            )
+        left = await conn.fetchval(
+            "SELECT (SELECT count(*) FROM message WHERE room_id = ANY($1)) "
+            "+ (SELECT sum(last_seq) FROM room WHERE id = ANY($1))",
+            [r1, r2],
+        )
+        assert left == 0
+
+    _run(database_url, work)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
