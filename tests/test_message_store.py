@@ -14,7 +14,10 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from api.errors import RoomNotFound
 from api.repository import MessageStore
+from api.services import Services
+from tests.support import settings_for
 
 
 @dataclass
@@ -130,3 +133,45 @@ def test_a_room_of_another_tenant_is_refused_and_nothing_is_stored(database_url:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def test_the_persister_refuses_only_the_message_whose_room_is_gone(database_url: str) -> None:
+    """A batch in which one message's room is not its tenant's (deleted since it was sent)
+    fails as a whole in the database; the persister stores the rest and answers that one
+    `room_not_found`."""
+
+    async def main() -> list[Any]:
+        async def rooms(conn: Any) -> tuple[int, int, int, int]:
+            t1, r1, u1 = await _tenant_with_room(conn)
+            _, r2, _ = await _tenant_with_room(conn)
+            return t1, r1, u1, r2
+
+        dsn = make_url(database_url).set(drivername="postgresql")
+        conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+        try:
+            tenant, room, user, foreign = await rooms(conn)
+        finally:
+            await conn.close()
+        services = Services.build(settings_for(database_url), pool_size=2, max_overflow=0)
+        persister = services.persister
+        persister.start()
+        try:  # queued before the writer runs: one batch of three
+            futures = [
+                persister.enqueue(
+                    tenant_id=tenant,
+                    room_id=room_id,
+                    room="r",
+                    sender_id=user,
+                    sender="ann",
+                    body=body,
+                )
+                for room_id, body in ((room, "kept"), (foreign, "lost"), (room, "kept too"))
+            ]
+            return await asyncio.gather(*futures, return_exceptions=True)
+        finally:
+            await services.stop()
+
+    kept, lost, kept_too = asyncio.run(main())
+    assert isinstance(lost, RoomNotFound)
+    assert (kept[0].message.seq, kept[0].message.body, kept[1]) == (1, "kept", True)
+    assert (kept_too[0].message.seq, kept_too[0].message.body) == (2, "kept too")
