@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import socket
 import threading
 import time
@@ -21,6 +22,24 @@ from api.settings import Settings
 
 TEST_SECRET = "test-secret-" + "x" * 40
 ORIGIN = "http://app.example"
+
+
+async def tenant_with_room(conn: Any) -> tuple[int, int, int]:
+    """On a raw asyncpg connection: a fresh tenant with user `ann` and room `r`, as
+    (tenant id, room id, user id)."""
+    slug = f"raw-{secrets.token_hex(4)}"
+    tenant: int = await conn.fetchval(
+        "INSERT INTO tenant (slug, name) VALUES ($1, $1) RETURNING id", slug
+    )
+    user: int = await conn.fetchval(
+        "INSERT INTO app_user (tenant_id, username, password_hash) "
+        "VALUES ($1, 'ann', 'x') RETURNING id",
+        tenant,
+    )
+    room: int = await conn.fetchval(
+        "INSERT INTO room (tenant_id, name) VALUES ($1, 'r') RETURNING id", tenant
+    )
+    return tenant, room, user
 
 
 def settings_for(database_url: str, **sections: dict[str, Any]) -> Settings:

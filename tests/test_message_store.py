@@ -5,7 +5,7 @@ refused with nothing stored."""
 from __future__ import annotations
 
 import asyncio
-import secrets
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from api.errors import RoomNotFound
-from api.repository import MessageStore
+from api.protocol import server as frames
+from api.repository import MessageRow, MessageStore
 from api.services import Services
-from tests.support import settings_for
+from tests.support import settings_for, tenant_with_room
 
 
 @dataclass
@@ -29,23 +30,6 @@ class New:
     body: str
     kind: str = "user"
     client_msg_id: str | None = None
-
-
-async def _tenant_with_room(conn: Any) -> tuple[int, int, int]:
-    """(tenant id, room id, user id) of a fresh tenant."""
-    slug = f"store-{secrets.token_hex(4)}"
-    tenant = await conn.fetchval(
-        "INSERT INTO tenant (slug, name) VALUES ($1, $1) RETURNING id", slug
-    )
-    user = await conn.fetchval(
-        "INSERT INTO app_user (tenant_id, username, password_hash) "
-        "VALUES ($1, 'ann', 'x') RETURNING id",
-        tenant,
-    )
-    room = await conn.fetchval(
-        "INSERT INTO room (tenant_id, name) VALUES ($1, 'r') RETURNING id", tenant
-    )
-    return tenant, room, user
 
 
 def _run(database_url: str, work: Any) -> Any:
@@ -62,8 +46,8 @@ def _run(database_url: str, work: Any) -> Any:
 
 def test_a_batch_of_two_tenants_takes_each_rooms_next_seqs_in_order(database_url: str) -> None:
     async def work(conn: Any) -> None:
-        t1, r1, u1 = await _tenant_with_room(conn)
-        t2, r2, u2 = await _tenant_with_room(conn)
+        t1, r1, u1 = await tenant_with_room(conn)
+        t2, r2, u2 = await tenant_with_room(conn)
         batch = [
             New(t2, r2, u2, "ann", "b1"),
             New(t1, r1, u1, "ann", "a1"),
@@ -93,7 +77,7 @@ def test_a_batch_of_two_tenants_takes_each_rooms_next_seqs_in_order(database_url
 
 def test_a_retried_key_is_answered_with_the_original_and_stored_once(database_url: str) -> None:
     async def work(conn: Any) -> None:
-        tenant, room, user = await _tenant_with_room(conn)
+        tenant, room, user = await tenant_with_room(conn)
         store = MessageStore(conn)
         await store.append([New(tenant, room, user, "ann", "first", client_msg_id="k1")], _now())
         again = await store.append(
@@ -114,8 +98,8 @@ def test_a_retried_key_is_answered_with_the_original_and_stored_once(database_ur
 
 def test_a_room_of_another_tenant_is_refused_and_nothing_is_stored(database_url: str) -> None:
     async def work(conn: Any) -> None:
-        t1, r1, u1 = await _tenant_with_room(conn)
-        _, r2, _ = await _tenant_with_room(conn)
+        t1, r1, u1 = await tenant_with_room(conn)
+        _, r2, _ = await tenant_with_room(conn)
         with pytest.raises(asyncpg.ForeignKeyViolationError):
             await MessageStore(conn).append(
                 [New(t1, r1, u1, "ann", "fine"), New(t1, r2, u1, "ann", "not t1's room")],
@@ -140,18 +124,14 @@ def test_the_persister_refuses_only_the_message_whose_room_is_gone(database_url:
     fails as a whole in the database; the persister stores the rest and answers that one
     `room_not_found`."""
 
-    async def main() -> list[Any]:
-        async def rooms(conn: Any) -> tuple[int, int, int, int]:
-            t1, r1, u1 = await _tenant_with_room(conn)
-            _, r2, _ = await _tenant_with_room(conn)
-            return t1, r1, u1, r2
+    async def rooms(conn: Any) -> tuple[int, int, int, int]:
+        t1, r1, u1 = await tenant_with_room(conn)
+        _, r2, _ = await tenant_with_room(conn)
+        return t1, r1, u1, r2
 
-        dsn = make_url(database_url).set(drivername="postgresql")
-        conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
-        try:
-            tenant, room, user, foreign = await rooms(conn)
-        finally:
-            await conn.close()
+    tenant, room, user, foreign = _run(database_url, rooms)
+
+    async def main() -> list[Any]:
         services = Services.build(settings_for(database_url), pool_size=2, max_overflow=0)
         persister = services.persister
         persister.start()
@@ -175,3 +155,32 @@ def test_the_persister_refuses_only_the_message_whose_room_is_gone(database_url:
     assert isinstance(lost, RoomNotFound)
     assert (kept[0].message.seq, kept[0].message.body, kept[1]) == (1, "kept", True)
     assert (kept_too[0].message.seq, kept_too[0].message.body) == (2, "kept too")
+
+
+def test_the_webhook_message_object_is_the_wire_message_object(database_url: str) -> None:
+    """`switchboard_message_json` writes the message object of both `message.created` and
+    `message.unseen`: the same fields and formats as a `message` frame."""
+    ts = datetime(2026, 12, 3, 19, 0, 0, 123456, tzinfo=UTC)
+    rows = [
+        MessageRow("general", 3, "ann", "héllo ☃", ts, "user", None),
+        MessageRow("general", 4, "ann", "again", ts, "user", "c-1"),
+    ]
+
+    async def work(conn: Any) -> list[Any]:
+        return [
+            json.loads(
+                await conn.fetchval(
+                    "SELECT switchboard_message_json($1, $2, $3, $4, $5, $6, $7)::text",
+                    m.room,
+                    m.seq,
+                    m.sender,
+                    m.body,
+                    m.ts,
+                    m.kind,
+                    m.client_msg_id,
+                )
+            )
+            for m in rows
+        ]
+
+    assert _run(database_url, work) == [frames.message_dict(m) for m in rows]

@@ -12,6 +12,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
+from tests.support import tenant_with_room
+
 ROOT = Path(__file__).resolve().parent.parent
 
 EXPECTED = {
@@ -78,17 +80,7 @@ def test_a_user_is_deleted_only_with_their_tenant(database_url: str) -> None:
     async def main() -> tuple[str, int]:
         conn = await asyncpg.connect(_dsn(database_url))
         try:
-            tenant = await conn.fetchval(
-                "INSERT INTO tenant (slug, name) VALUES ('gone', 'gone') RETURNING id"
-            )
-            user = await conn.fetchval(
-                "INSERT INTO app_user (tenant_id, username, password_hash) "
-                "VALUES ($1, 'ann', 'x') RETURNING id",
-                tenant,
-            )
-            room = await conn.fetchval(
-                "INSERT INTO room (tenant_id, name) VALUES ($1, 'r') RETURNING id", tenant
-            )
+            tenant, room, user = await tenant_with_room(conn)
             await conn.execute(
                 "INSERT INTO message (tenant_id, room_id, seq, sender_id, sender, body, "
                 "created_at) VALUES ($1, $2, 1, $3, 'ann', 'hi', now())",

@@ -14,29 +14,19 @@ from datetime import datetime
 from typing import Any, Protocol, cast
 
 from api.repository.base import stamp_tenant_script
-from api.repository.rows import MessageRow, message_row
-
-
-def _message_json(m: str, ts: str) -> str:
-    """The contract's message object, built in SQL for the webhook outbox (the same fields
-    as api.protocol.server.message_dict, and as `message.created` in switchboard_append)
-    from alias `m` and the timestamp expression `ts`."""
-    return (
-        "jsonb_strip_nulls(jsonb_build_object("
-        f"'room', r.name, 'seq', {m}.seq, 'sender', {m}.sender, 'body', {m}.body, "
-        f"""'ts', to_char({ts} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), """
-        f"'kind', {m}.kind, 'client_msg_id', {m}.client_msg_id))"
-    )
-
+from api.repository.rows import READABLE_KINDS, MessageRow, message_row
 
 # One call stores a batch (the function's migration says how, and why one round trip).
-_APPEND = "SELECT * FROM switchboard_append($1, $2, $3, $4, $5, $6, $7, $8)"
+# It is told which kinds are readable, and so `message.created`: one rule, in rows.py.
+_READABLE = list(READABLE_KINDS)
+_APPEND = "SELECT * FROM switchboard_append($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
 # message.unseen: a member of a private room with no open socket anywhere when it committed.
-_UNSEEN = f"""
+_UNSEEN = """
 INSERT INTO webhook_delivery (event_id, endpoint_id, tenant_id, type, data, created_at)
 SELECT 'evt_u' || m.room_id || '_' || m.seq || '_' || u.id, e.id, $1, 'message.unseen',
-       jsonb_build_object('user', u.username, 'message', {_message_json("m", "m.created_at")}),
+       jsonb_build_object('user', u.username, 'message', switchboard_message_json(
+           r.name, m.seq, m.sender, m.body, m.created_at, m.kind, m.client_msg_id)),
        m.created_at
 FROM unnest($2::bigint[], $3::bigint[]) AS fresh(room_id, seq)
 JOIN message m ON m.tenant_id = $1 AND m.room_id = fresh.room_id AND m.seq = fresh.seq
@@ -99,6 +89,7 @@ class MessageStore:
             [m.kind for m in messages],
             [m.client_msg_id for m in messages],
             ts,
+            _READABLE,
         )
         appended: list[Appended | None] = [None] * len(messages)
         for r in rows:

@@ -12,7 +12,8 @@ returns), so a batch costs one. For each tenant in the batch, in id order, it:
   call, because a plan kept from when the table was small would read all of it),
 - advances each room's last_seq, inserts the rest with the next seqs in batch order, moves
   each sender's read position to their message and writes the `message.created` outbox
-  rows for the tenant's endpoints (none, in one index probe, for a tenant without one).
+  rows for the tenant's endpoints (none, in one index probe, for a tenant without one),
+  for the kinds the caller names readable (api/repository/rows.py, READABLE_KINDS).
 
 One row comes back per input message, by its 1-based position `ord`: `created` with its
 new `seq`, or the stored original (`created` false, with its room and fields).
@@ -44,16 +45,33 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 SIGNATURE = (
-    "switchboard_append(bigint[], bigint[], bigint[], text[], text[], text[], text[], timestamptz)"
+    "switchboard_append(bigint[], bigint[], bigint[], text[], text[], text[], text[], "
+    "timestamptz, text[])"
 )
+MESSAGE_JSON = "switchboard_message_json(text, bigint, text, text, timestamptz, text, text)"
 
 
 def upgrade() -> None:
+    # The contract's message object for the webhook outbox (the fields of
+    # api.protocol.server.message_dict): `message.created` here, `message.unseen` in
+    # api/repository/message_store.py. One SQL expression, inlined by the planner.
+    op.execute("""
+        CREATE FUNCTION switchboard_message_json(
+            p_room text, p_seq bigint, p_sender text, p_body text, p_ts timestamptz,
+            p_kind text, p_client_msg_id text)
+        RETURNS jsonb LANGUAGE sql STABLE AS $$
+          SELECT jsonb_strip_nulls(jsonb_build_object(
+            'room', p_room, 'seq', p_seq, 'sender', p_sender, 'body', p_body,
+            'ts', to_char(p_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+            'kind', p_kind, 'client_msg_id', p_client_msg_id))
+        $$
+    """)
+    op.execute(f"GRANT EXECUTE ON FUNCTION {MESSAGE_JSON} TO switchboard_app")
     op.execute("""
         CREATE FUNCTION switchboard_append(
             p_tenant_ids bigint[], p_room_ids bigint[], p_sender_ids bigint[],
             p_senders text[], p_bodies text[], p_kinds text[], p_client_msg_ids text[],
-            p_ts timestamptz)
+            p_ts timestamptz, p_readable_kinds text[])
         RETURNS TABLE (ord bigint, created boolean, room_id bigint, room_name text,
                        seq bigint, sender text, body text, kind text,
                        created_at timestamptz, client_msg_id text, target bigint,
@@ -156,16 +174,13 @@ def upgrade() -> None:
               INSERT INTO webhook_delivery (event_id, endpoint_id, tenant_id, type, data,
                                             created_at)
               SELECT 'evt_m' || i.room_id || '_' || i.seq, e.id, t, 'message.created',
-                     jsonb_strip_nulls(jsonb_build_object(
-                       'room', (SELECT r.name FROM room r
-                                WHERE r.tenant_id = t AND r.id = i.room_id),
-                       'seq', i.seq, 'sender', i.sender, 'body', i.body,
-                       'ts', to_char(p_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                       'kind', i.kind, 'client_msg_id', i.client_msg_id)),
+                     switchboard_message_json(
+                       (SELECT r.name FROM room r WHERE r.tenant_id = t AND r.id = i.room_id),
+                       i.seq, i.sender, i.body, p_ts, i.kind, i.client_msg_id),
                      p_ts
               FROM webhook_endpoint e CROSS JOIN inserted i
               WHERE e.tenant_id = t AND 'message.created' = ANY (e.events)
-                AND i.kind IN ('user', 'broadcast')
+                AND i.kind = ANY (p_readable_kinds)
             )
             SELECT n.ord, true, n.room_id, NULL::text, n.seq, NULL::text, NULL::text,
                    NULL::text, NULL::timestamptz, NULL::text, NULL::bigint,
@@ -179,3 +194,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION {SIGNATURE}")
+    op.execute(f"DROP FUNCTION {MESSAGE_JSON}")
