@@ -3,6 +3,7 @@ count and time, and reports through a queue."""
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing as mp
 import time
@@ -367,7 +368,14 @@ def start(target: Any, *args: Any) -> Any:
 
 
 def _reporting(target: Any, *args: Any) -> None:
-    """Run a load function; if it fails, say so on its queues instead of vanishing."""
+    """Run a load function; if it fails, say so on its queues instead of vanishing.
+
+    What the process inherited from the harness by fork is frozen first: otherwise its first
+    full collection scans (and copies, page by page) the parent's whole heap. Measured in the
+    latency scenario: that pass stalled each subscriber process for 130-200 ms, a few seconds
+    into the first window after a fork, and was the p99 that session seven blamed on the server.
+    """
+    gc.freeze()
     try:
         target(*args)
     except BaseException as exc:
