@@ -110,9 +110,10 @@ def lag_p(before: dict[float, float], after: dict[float, float], q: float) -> fl
 
 
 def median_of(runs: int, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run `measure` several times; keep the run with the median headline `value`."""
-    outcomes = sorted((measure() for _ in range(runs)), key=lambda o: o["value"])
-    chosen = outcomes[len(outcomes) // 2]
+    """Run `measure` several times; keep the run with the median headline `value`. `runs`
+    lists every run's value in the order they ran (a first run that differs shows)."""
+    outcomes = [measure() for _ in range(runs)]
+    chosen = sorted(outcomes, key=lambda o: o["value"])[len(outcomes) // 2]
     chosen["runs"] = [round(o["value"], 3) for o in outcomes]
     return chosen
 
