@@ -371,9 +371,9 @@ def _reporting(target: Any, *args: Any) -> None:
     """Run a load function; if it fails, say so on its queues instead of vanishing.
 
     What the process inherited from the harness by fork is frozen first: otherwise its first
-    full collection scans (and copies, page by page) the parent's whole heap. Measured in the
-    latency scenario: that pass stalled each subscriber process for 130-200 ms, a few seconds
-    into the first window after a fork, and was the p99 that session seven blamed on the server.
+    full collection scans (and copies, page by page) the parent's whole heap. In the latency
+    scenario that pass stalled a subscriber process for 130-200 ms a few seconds into its
+    first window, and the stall was counted as the server's latency (bench/ANALYSIS.md).
     """
     gc.freeze()
     try:
